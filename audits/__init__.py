@@ -1,0 +1,1 @@
+"""privtangent audits layer (see SPEC.md: reports → audits → attacks → privtangent)."""

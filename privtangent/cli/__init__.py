@@ -1,0 +1,1 @@
+"""The ``privtangent`` command line. Each ``cmd_*.py`` module here is one subcommand."""

@@ -1,0 +1,115 @@
+"""The embedded default base model: a small ViT pretrained on Fashion-MNIST classes 0–4.
+
+It stands in for an ImageNet-pretrained ViT-L/16 where no weights can be downloaded and
+no GPU is present. It is trained deterministically (fixed seeds, fixed data order) and
+cached on disk with a manifest; a cache whose manifest does not match is rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from privtangent.data import load_task
+from privtangent.io.atomic import atomic_write_bytes, atomic_write_json
+from privtangent.io.hashing import sha256_file
+from privtangent.models.vit import build_vit, read_safetensors
+
+DEFAULT_MODEL = {
+    "name": "vit_tiny_patch16_224",
+    "kwargs": {
+        "img_size": 28, "patch_size": 7, "in_chans": 1, "embed_dim": 128, "depth": 4,
+        "num_heads": 4, "mlp_ratio": 4.0, "qkv_bias": True, "num_classes": 5,
+    },
+}
+DEFAULT_RECIPE = {"task": "fashion-pretrain", "epochs": 4, "batch_size": 128, "lr": 1e-3,
+                  "weight_decay": 0.05, "seed": 0, "version": 1}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PRIVTANGENT_CACHE", Path.home() / ".cache" / "privtangent"))
+
+
+def _key(model_cfg: dict, recipe: dict) -> str:
+    import hashlib
+
+    blob = json.dumps({"model": model_cfg, "recipe": recipe}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> float:
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(labels), batch_size):
+            correct += (model(images[i : i + batch_size]).argmax(-1) == labels[i : i + batch_size]).sum().item()
+    return correct / len(labels)
+
+
+def pretrain(model_cfg: dict | None = None, recipe: dict | None = None, progress: bool = True):
+    """Train the base model from scratch; returns (model, info)."""
+    model_cfg, recipe = model_cfg or DEFAULT_MODEL, recipe or DEFAULT_RECIPE
+    torch.manual_seed(recipe["seed"])
+    model = build_vit(model_cfg["name"], **model_cfg["kwargs"])
+    train, test = load_task(recipe["task"], "train"), load_task(recipe["task"], "test")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    steps = recipe["epochs"] * ((len(train) + recipe["batch_size"] - 1) // recipe["batch_size"])
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe["lr"], total_steps=steps, pct_start=0.1)
+    generator = torch.Generator().manual_seed(recipe["seed"])
+    start = time.perf_counter()
+    bar = tqdm(total=steps, desc="pretraining base model", disable=not progress, unit="step")
+    for _ in range(recipe["epochs"]):
+        model.train()
+        order = torch.randperm(len(train), generator=generator)
+        for i in range(0, len(order), recipe["batch_size"]):
+            idx = order[i : i + recipe["batch_size"]]
+            loss = F.cross_entropy(model(train.images[idx]), train.labels[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    seconds = time.perf_counter() - start
+    accuracy = evaluate(model.eval(), test.images, test.labels)
+    info = {"test_accuracy": accuracy, "train_seconds": seconds, "train_data_hash": train.content_hash(),
+            "model": model_cfg, "recipe": recipe, "torch": torch.__version__}
+    return model.eval(), info
+
+
+def pretrained_base(progress: bool = True, rebuild: bool = False, directory: Path | None = None):
+    """The cached embedded default base model, built on first use; returns (model, info)."""
+    directory = Path(directory or cache_dir()) / "base"
+    key = _key(DEFAULT_MODEL, DEFAULT_RECIPE)
+    weights, manifest = directory / f"{key}.safetensors", directory / f"{key}.json"
+    if not rebuild and weights.exists() and manifest.exists():
+        info = json.loads(manifest.read_text())
+        if info.get("sha256") == sha256_file(weights):
+            model = build_vit(DEFAULT_MODEL["name"], **DEFAULT_MODEL["kwargs"])
+            model.load_state_dict(read_safetensors(weights))
+            return model.eval(), {**info, "path": str(weights), "cached": True}
+    model, info = pretrain(progress=progress)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    tmp = weights.with_suffix(".tmp")
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(tmp))
+    atomic_write_bytes(weights, tmp.read_bytes())
+    tmp.unlink()
+    info["sha256"] = sha256_file(weights)
+    atomic_write_json(manifest, info)
+    return model, {**info, "path": str(weights), "cached": False}
+
+
+def describe(info: dict[str, Any]) -> str:
+    return (f"base model {info['model']['name']} {info['model']['kwargs']}: "
+            f"{100 * info['test_accuracy']:.1f}% on {info['recipe']['task']} test, "
+            f"{info['train_seconds']:.0f} s to build")

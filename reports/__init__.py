@@ -1,0 +1,1 @@
+"""privtangent reports layer (see SPEC.md: reports → audits → attacks → privtangent)."""
