@@ -3,7 +3,7 @@
 # hash of the lock, so repeated runs and CI reuse it instead of reinstalling (~3 min, 5.5 GB once).
 SHELL := /bin/bash
 PYTHON ?= python3
-LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
+LOCK_HASH := $(shell cat requirements.lock | sha256sum | cut -c1-16)
 VENV ?= $(HOME)/.cache/privtangent/venv-$(LOCK_HASH)
 BIN := $(VENV)/bin
 CLONE_HASH := $(shell echo "$(CURDIR)" | sha256sum | cut -c1-12)
@@ -26,14 +26,14 @@ test-all: venv
 sysdeps:
 	@bash scripts/install_sysdeps.sh
 
-$(STAMP): requirements.lock pyproject.toml | sysdeps
+$(STAMP): requirements.lock | sysdeps
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.lock
 	touch $(STAMP)
 
-$(EDITABLE): $(STAMP)
+$(EDITABLE): $(STAMP) pyproject.toml
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $(EDITABLE)
 

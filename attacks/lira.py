@@ -157,12 +157,13 @@ def lira_scores(
     t_logits, y = check_logits_labels(target_logits, labels, "target_logits")
     if t_logits.ndim != 2:
         raise AttackInputError(f"target_logits: expected shape (N, K), got {t_logits.shape}")
-    s_logits, _ = check_logits_labels(shadow_logits, y, "shadow_logits")
-    if s_logits.ndim != 3 or s_logits.shape[2] != t_logits.shape[1]:
+    s_logits = to_numpy(shadow_logits, "shadow_logits")
+    if s_logits.ndim != 3 or s_logits.shape[1:] != t_logits.shape:
         raise AttackInputError(
             f"shadow_logits: expected shape (M, N={t_logits.shape[0]}, K={t_logits.shape[1]}), "
             f"got {s_logits.shape}"
         )
+    s_logits, _ = check_logits_labels(s_logits, y, "shadow_logits")
     return lira_scores_from_confidences(
         logit_scaled_confidence(t_logits, y),
         logit_scaled_confidence(s_logits, y),

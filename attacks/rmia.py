@@ -38,6 +38,7 @@ from attacks.signals import (
     check_logits_labels,
     check_membership,
     cross_entropy_loss,
+    to_numpy,
 )
 
 __all__ = ["rmia_scores"]
@@ -45,8 +46,9 @@ __all__ = ["rmia_scores"]
 
 def _log_mean_prob(log_p: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """log of the mean of exp(log_p) over axis 0 where ``mask``; −inf where no entry is masked."""
-    with np.errstate(divide="ignore"):
-        return logsumexp(np.where(mask, log_p, -np.inf), axis=0) - np.log(mask.sum(axis=0))
+    count = mask.sum(axis=0)
+    total = logsumexp(np.where(mask, log_p, -np.inf), axis=0)
+    return np.where(count > 0, total - np.log(np.maximum(count, 1)), -np.inf)
 
 
 def _offline_log_prob(log_p_out: np.ndarray, a: float) -> np.ndarray:
@@ -69,6 +71,28 @@ def _reference_log_prob_x(
         raise AttackInputError("ref_in: offline RMIA needs OUT references, but every entry is True")
     global_out = float(logsumexp(log_p_ref[~ref_in]) - np.log(n_out.sum()))
     return _offline_log_prob(np.where(n_out > 0, log_out, global_out), a)
+
+
+def _check_shapes(x: np.ndarray, x_ref: np.ndarray, z: np.ndarray, z_ref: np.ndarray) -> int:
+    """Check shapes (N, K), (M, N, K), (Z, K), (M, Z, K) with M, Z ≥ 1; return M."""
+    if x.ndim != 2:
+        raise AttackInputError(f"target_logits: expected shape (N, K), got {x.shape}")
+    n, k = x.shape
+    if z.ndim != 2 or z.shape[1] != k or z.shape[0] < 1:
+        raise AttackInputError(
+            f"population_target_logits: expected shape (Z ≥ 1, K={k}), got {z.shape}"
+        )
+    m = x_ref.shape[0] if x_ref.ndim == 3 else 0
+    for name, got, want in [
+        ("ref_logits", x_ref.shape, (m, n, k)),
+        ("population_ref_logits", z_ref.shape, (m, z.shape[0], k)),
+    ]:
+        if got != want or m < 1:
+            raise AttackInputError(
+                f"{name}: expected shape (M ≥ 1, {want[1]}, {k}) with the same M reference "
+                f"models for the audited examples and the population, got {got}"
+            )
+    return m
 
 
 def rmia_scores(
@@ -108,38 +132,30 @@ def rmia_scores(
         raise AttackInputError(f"gamma: must be a finite number > 0, got {gamma}")
     if not 0.0 <= offline_a <= 1.0:
         raise AttackInputError(f"offline_a: must lie in [0, 1], got {offline_a}")
-    x_logits, y = check_logits_labels(target_logits, labels, "target_logits")
-    z_logits, y_z = check_logits_labels(
-        population_target_logits, population_labels, "population_target_logits"
+    x, x_ref, z, z_ref = (
+        to_numpy(a, name)
+        for a, name in [
+            (target_logits, "target_logits"),
+            (ref_logits, "ref_logits"),
+            (population_target_logits, "population_target_logits"),
+            (population_ref_logits, "population_ref_logits"),
+        ]
     )
-    if x_logits.ndim != 2 or z_logits.ndim != 2 or z_logits.shape[1] != x_logits.shape[1]:
-        raise AttackInputError(
-            f"target_logits {x_logits.shape} and population_target_logits {z_logits.shape}: "
-            "expected (N, K) and (Z, K) with the same K"
-        )
-    if z_logits.shape[0] == 0:
-        raise AttackInputError("population_target_logits: need at least one population sample")
-    x_ref, _ = check_logits_labels(ref_logits, y, "ref_logits")
-    z_ref, _ = check_logits_labels(population_ref_logits, y_z, "population_ref_logits")
-    m = x_ref.shape[0]
-    if x_ref.shape != (m,) + x_logits.shape or m < 1:
-        raise AttackInputError(
-            f"ref_logits: expected shape (M, {x_logits.shape[0]}, {x_logits.shape[1]}), "
-            f"got {x_ref.shape}"
-        )
-    if z_ref.shape != (m,) + z_logits.shape:
-        raise AttackInputError(
-            f"population_ref_logits: expected shape ({m}, {z_logits.shape[0]}, "
-            f"{z_logits.shape[1]}) (the same M reference models as ref_logits), got {z_ref.shape}"
-        )
+    m = _check_shapes(x, x_ref, z, z_ref)
+    x, y = check_logits_labels(x, labels, "target_logits")
+    z, y_z = check_logits_labels(
+        z, population_labels, "population_target_logits", "population_labels"
+    )
+    x_ref, _ = check_logits_labels(x_ref, y, "ref_logits")
+    z_ref, _ = check_logits_labels(z_ref, y_z, "population_ref_logits", "population_labels")
     member = check_membership(ref_in, "ref_in", x_ref.shape[:2])
 
     log_pr_x = _reference_log_prob_x(-cross_entropy_loss(x_ref, y), member, online, offline_a)
     log_pr_z = logsumexp(-cross_entropy_loss(z_ref, y_z), axis=0) - np.log(m)
     if not online:
         log_pr_z = _offline_log_prob(log_pr_z, offline_a)
-    log_ratio_x = -cross_entropy_loss(x_logits, y) - log_pr_x
-    log_ratio_z = np.sort(-cross_entropy_loss(z_logits, y_z) - log_pr_z)
+    log_ratio_x = -cross_entropy_loss(x, y) - log_pr_x
+    log_ratio_z = np.sort(-cross_entropy_loss(z, y_z) - log_pr_z)
     # LR(x, z) ≥ γ  ⇔  log ratio_z ≤ log ratio_x − log γ
     below = np.searchsorted(log_ratio_z, log_ratio_x - np.log(gamma), side="right")
     return below / log_ratio_z.shape[0]

@@ -65,7 +65,7 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
 
 
 def check_logits_labels(
-    logits: Any, labels: Any, name: str = "logits"
+    logits: Any, labels: Any, name: str = "logits", labels_name: str = "labels"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate and convert ``logits`` (..., N, K) and ``labels`` (N,).
 
@@ -74,24 +74,29 @@ def check_logits_labels(
     labels outside ``[0, K)``.
     """
     z = to_numpy(logits, name)
-    y = to_numpy(labels, "labels")
+    y = to_numpy(labels, labels_name)
     if z.ndim < 2:
         raise AttackInputError(f"{name}: expected shape (..., N, K), got {z.shape}")
     if not (np.issubdtype(z.dtype, np.floating) or np.issubdtype(z.dtype, np.integer)):
         raise AttackInputError(f"{name}: expected real numbers, got dtype {z.dtype}")
     if y.ndim != 1:
-        raise AttackInputError(f"labels: expected shape (N,), got {y.shape}")
+        raise AttackInputError(f"{labels_name}: expected shape (N,), got {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
-        raise AttackInputError(f"labels: expected integer class indices, got dtype {y.dtype}")
+        raise AttackInputError(
+            f"{labels_name}: expected integer class indices, got dtype {y.dtype}"
+        )
     n, k = z.shape[-2], z.shape[-1]
     if y.shape[0] != n:
         raise AttackInputError(
-            f"{name} has N={n} examples (shape {z.shape}) but labels has {y.shape[0]}"
+            f"{name} has N={n} examples (shape {z.shape}) but {labels_name} has {y.shape[0]}"
         )
     if k < 2:
         raise AttackInputError(f"{name}: need at least 2 classes, got K={k}")
     if y.size and (y.min() < 0 or y.max() >= k):
-        raise AttackInputError(f"labels: values must lie in [0, {k}), got [{y.min()}, {y.max()}]")
+        raise AttackInputError(
+            f"{labels_name}: values must lie in [0, K={k}) (K from {name} {z.shape}), "
+            f"got [{y.min()}, {y.max()}]"
+        )
     z = z.astype(np.float64, copy=False)
     if not np.all(np.isfinite(z)):
         raise AttackInputError(f"{name}: contains NaN or infinite values")

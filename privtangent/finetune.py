@@ -71,10 +71,11 @@ class NonLinearViT(nn.Module):
         unknown, missing = sorted(set(state) - set(own)), sorted(set(own) - set(state))
         if unknown or (strict and missing):
             raise PrivtangentError(f"state does not fit this model: unknown {unknown[:5]}, missing {missing[:5]}")
+        for name, value in state.items():  # check every shape before changing anything
+            if tuple(value.shape) != tuple(own[name].shape):
+                raise PrivtangentError(f"{name!r} has shape {tuple(value.shape)}, expected {tuple(own[name].shape)}")
         with torch.no_grad():
             for name, value in state.items():
-                if tuple(value.shape) != tuple(own[name].shape):
-                    raise PrivtangentError(f"{name!r} has shape {tuple(value.shape)}, expected {tuple(own[name].shape)}")
                 own[name].copy_(value)
 
     def prefix(self, x: Tensor) -> Tensor:

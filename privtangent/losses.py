@@ -18,16 +18,21 @@ def one_hot(y: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
     return (y.unsqueeze(-1) == torch.arange(num_classes, device=y.device)).to(dtype)
 
 
-def rescaled_square_loss(logits: Tensor, y: Tensor, alpha: float = 1.0, kappa: float = 15.0) -> Tensor:
-    """Paper eq. 2, averaged over the batch:
+def rescaled_square_loss(logits: Tensor, y: Tensor, alpha: float = 1.0, kappa: float = 15.0,
+                         reduction: str = "mean") -> Tensor:
+    """Paper eq. 2, averaged over the batch (``reduction="none"``: one value per sample):
 
         L = (1/K) · ( α (f_y − κ)² + Σ_{i≠y} f_i² )
+
+    Convex (a sum of squares) in the logits, hence in Δw for a tangent model.
     """
+    if reduction not in ("mean", "none"):
+        raise ConfigError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     k = logits.shape[-1]
     target = one_hot(y, k, logits.dtype)
     weight = 1.0 + (alpha - 1.0) * target
     per_sample = (weight * (logits - kappa * target).pow(2)).sum(-1) / k
-    return per_sample.mean()
+    return per_sample if reduction == "none" else per_sample.mean()
 
 
 def cross_entropy(logits: Tensor, y: Tensor) -> Tensor:

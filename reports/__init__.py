@@ -1,1 +1,1 @@
-"""privtangent reports layer (see SPEC.md: reports → audits → attacks → privtangent)."""
+"""Compliance reports rendered from audit results (reports → audits → attacks → privtangent)."""

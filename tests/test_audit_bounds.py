@@ -26,7 +26,9 @@ def _rate_ceiling(level: float, trials: int) -> float:
 # ---------------------------------------------------------------- Clopper–Pearson interval
 
 
-@pytest.mark.parametrize("x,n,confidence", [(0, 10, 0.95), (3, 10, 0.95), (10, 10, 0.95), (17, 250, 0.9), (499, 1000, 0.99)])
+@pytest.mark.parametrize(
+    "x,n,confidence", [(0, 10, 0.95), (3, 10, 0.95), (10, 10, 0.95), (17, 250, 0.9), (499, 1000, 0.99)]
+)
 def test_clopper_pearson_interval_is_the_beta_quantiles(x: int, n: int, confidence: float) -> None:
     tail = (1 - confidence) / 2
     lo, hi = clopper_pearson_interval(x, n, confidence)
@@ -126,7 +128,8 @@ def test_one_run_p_value_matches_brute_force(delta: float) -> None:
     for m, r in ((3, 3), (8, 5), (12, 12), (30, 9)):
         for v in range(r + 1):
             for eps in (0.0, 0.4, 1.7, 4.0):
-                assert one_run_p_value(m, r, v, eps, delta) == pytest.approx(_brute_p_value(m, r, v, eps, delta), rel=1e-9, abs=1e-15)
+                want = _brute_p_value(m, r, v, eps, delta)
+                assert one_run_p_value(m, r, v, eps, delta) == pytest.approx(want, rel=1e-9, abs=1e-15)
 
 
 @pytest.mark.parametrize("m,r,v,delta", [(10, 10, 10, 0.0), (20, 12, 11, 0.0), (30, 9, 9, 1e-3), (50, 20, 18, 1e-3)])
@@ -141,7 +144,8 @@ def test_one_run_bound_all_right_has_closed_form() -> None:
     for r in (1, 4, 5, 7, 100, 1000):
         q = LEVEL ** (1 / r)
         assert one_run_epsilon_lower_bound(5000, r, r) == pytest.approx(max(math.log(q / (1 - q)), 0.0), abs=1e-6)
-    assert one_run_epsilon_lower_bound(5000, 4, 4) == 0.0 < one_run_epsilon_lower_bound(5000, 5, 5)  # 0.5^4 > 5 % > 0.5^5
+    # 0.5^4 > 5 % > 0.5^5: four right guesses never reject ε = 0, five do
+    assert one_run_epsilon_lower_bound(5000, 4, 4) == 0.0 < one_run_epsilon_lower_bound(5000, 5, 5)
 
 
 def test_one_run_bound_is_zero_when_nothing_is_rejected() -> None:
@@ -172,7 +176,8 @@ def test_one_run_p_value_grows_with_epsilon() -> None:
 
 @pytest.mark.parametrize(
     "args,name",
-    [((0, 0, 0), "num_canaries"), ((10, 11, 5), "num_guesses"), ((10, 5, 6), "num_correct"), ((10, 5, -1), "num_correct"),
+    [((0, 0, 0), "num_canaries"), ((10, 11, 5), "num_guesses"), ((10, 5, 6), "num_correct"),
+     ((10, 5, -1), "num_correct"),
      ((10, 5, 5, 1.0), "delta"), ((10, 5, 5, 0.0, 1.5), "confidence")],
 )
 def test_one_run_bound_rejects_bad_input_by_name(args: tuple, name: str) -> None:
@@ -269,7 +274,8 @@ def test_threshold_attack_is_valid_for_the_laplace_mechanism() -> None:
     rng = np.random.default_rng(13)
     epsilon, n, runs = 2.0, 150, 150
     eps = np.array([
-        threshold_attack_epsilon(1 + rng.laplace(scale=1 / epsilon, size=n), rng.laplace(scale=1 / epsilon, size=n), seed=s)["epsilon_lb"]
+        threshold_attack_epsilon(1 + rng.laplace(scale=1 / epsilon, size=n), rng.laplace(scale=1 / epsilon, size=n),
+                                 seed=s)["epsilon_lb"]
         for s in range(runs)
     ])
     assert np.mean(eps > epsilon) <= _rate_ceiling(LEVEL, runs)
@@ -279,7 +285,9 @@ def test_threshold_attack_is_valid_for_the_laplace_mechanism() -> None:
 def test_threshold_attack_null_certifies_nothing() -> None:
     rng = np.random.default_rng(17)
     runs = 150
-    eps = np.array([threshold_attack_epsilon(rng.normal(size=60), rng.normal(size=60), seed=s)["epsilon_lb"] for s in range(runs)])
+    eps = np.array([
+        threshold_attack_epsilon(rng.normal(size=60), rng.normal(size=60), seed=s)["epsilon_lb"] for s in range(runs)
+    ])
     assert np.mean(eps > 0) <= _rate_ceiling(LEVEL, runs)
 
 
@@ -288,11 +296,13 @@ def test_threshold_attack_splits_and_counts() -> None:
     members, nonmembers = rng.normal(1.0, 1.0, size=101), rng.normal(0.0, 1.0, size=60)
     result = threshold_attack_epsilon(members, nonmembers, delta=1e-5, confidence=0.9, calibration_fraction=0.3, seed=4)
     sizes, counts = result["split_sizes"], result["counts"]
-    assert sizes == {"calibration_members": 30, "calibration_nonmembers": 18, "evaluation_members": 71, "evaluation_nonmembers": 42}
+    assert sizes == {"calibration_members": 30, "calibration_nonmembers": 18,
+                     "evaluation_members": 71, "evaluation_nonmembers": 42}
     assert counts["tp"] + counts["fn"] == 71 and counts["fp"] + counts["tn"] == 42
     assert min(nonmembers.min(), members.min()) <= result["threshold"] <= max(members.max(), nonmembers.max())
     assert result["epsilon_lb"] == epsilon_lower_bound(**counts, delta=1e-5, confidence=0.9)
-    assert threshold_attack_epsilon(members, nonmembers, delta=1e-5, confidence=0.9, calibration_fraction=0.3, seed=4) == result
+    again = threshold_attack_epsilon(members, nonmembers, delta=1e-5, confidence=0.9, calibration_fraction=0.3, seed=4)
+    assert again == result
     with pytest.raises(ValueError, match="calibration_fraction"):
         threshold_attack_epsilon(members, nonmembers, calibration_fraction=1.0)
     with pytest.raises(ValueError, match="scores_nonmembers"):

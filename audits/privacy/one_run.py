@@ -10,8 +10,8 @@ correct guesses satisfies, for every v,
     W' ~ Binomial(r, e^ε / (1 + e^ε)),
 
 i.e. W is dominated by ε-randomized response up to an O(mδ) slack. The right side is the
-p-value of "training is (ε, δ)-DP" (their Appendix D, Algorithm 2); the ε lower bound is the
-largest ε rejected at level 1 − confidence, found by bisection.
+p-value of "training is (ε, δ)-DP" (computed as in their Appendix D); the ε lower bound is
+the largest ε rejected at level 1 − confidence, found by bisection.
 
 The guesses (which canaries, how many) must be fixed before the secret bits are looked at:
 picking the number of guesses that maximizes ε_lb is a max over tests and voids the bound.
@@ -60,7 +60,7 @@ def _p_value(m: int, r: int, v: int, epsilon: float, delta: float) -> float:
 def one_run_p_value(num_canaries: int, num_guesses: int, num_correct: int, epsilon: float, delta: float = 0.0) -> float:
     """p-value of the hypothesis "training is (ε, δ)-DP" after `num_correct` right guesses.
 
-    Steinke et al. (2023), main theorem / Appendix D Algorithm 2:
+    Steinke et al. (2023), main theorem, computed as in their Appendix D:
     P[W' ≥ v] + 2mδ · max_i P[v > W' ≥ v − i]/i with W' ~ Binomial(r, e^ε/(1 + e^ε)).
     """
     m, r, v = _require_game(num_canaries, num_guesses, num_correct)

@@ -38,6 +38,9 @@ def trainable_parameter_names(
 ) -> list[str]:
     """Base-model parameter names trained in ``regime`` (in the model's own order)."""
     check_regime(regime)
+    if linearize_cls and not getattr(model, "has_class_token", True):
+        # without this, linearize_cls would silently replace the first patch token
+        raise ConfigError("linearize_cls=True needs a model with a class token (class_token=True)")
     prefixes = tuple(p + "." for p in linearized_prefixes(len(model.blocks), blocks))
     layernorm_params = {
         f"{mod_name}.{p}"

@@ -124,14 +124,15 @@ class TangentViT(nn.Module):
                 f"delta does not fit this tangent model (regime={self.regime!r}, blocks={self.blocks}): "
                 f"unknown {unknown[:5]}, missing {missing[:5]}"
             )
+        for name, value in delta.items():  # check every shape before changing anything
+            target = self.delta[_key(name)]
+            if tuple(value.shape) != tuple(target.shape):
+                raise PrivtangentError(
+                    f"delta {name!r} has shape {tuple(value.shape)}, expected {tuple(target.shape)}"
+                )
         with torch.no_grad():
             for name, value in delta.items():
-                target = self.delta[_key(name)]
-                if tuple(value.shape) != tuple(target.shape):
-                    raise PrivtangentError(
-                        f"delta {name!r} has shape {tuple(value.shape)}, expected {tuple(target.shape)}"
-                    )
-                target.copy_(value)
+                self.delta[_key(name)].copy_(value)
 
     # the interface shared with non-linear fine-tuning (privtangent.finetune)
     kind = "tangent"

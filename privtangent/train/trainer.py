@@ -5,7 +5,12 @@ never reruns the frozen prefix), a step schedule (÷10 at 50% and 83% of the epo
 paper's 15 and 25 of 30), and weight decay as an explicit wd·‖Δw‖² penalty for TAFT (so
 the objective stays the convex ridge problem of section 3) or decoupled (AdamW) for NLFT.
 Optionally Δw is projected onto an L2 ball of radius R after each step (Appendix B).
-Everything random is drawn from generators seeded by ``config.seed``.
+Everything random is drawn from generators seeded by ``config.seed``; the global RNG is
+left as it was found.
+
+``fit`` is resumable: ``on_epoch_end`` receives everything a checkpoint needs (see
+``privtangent.train.run``), and ``state`` continues a run from such a checkpoint to the
+bit-identical result of an uninterrupted run (same thread count, same machine type).
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from privtangent.data.dataset import LabeledData
+from privtangent.errors import CheckpointError, ConfigError
 from privtangent.features import FeatureCache
 from privtangent.finetune import build_finetune_model
 from privtangent.losses import make_loss
 from privtangent.models.vit import replace_head
 from privtangent.train.config import TrainConfig
 from privtangent.train.evaluate import evaluate
+
+EpochHook = Callable[[int, nn.Module, torch.optim.Optimizer, object, torch.Generator, list], None]
 
 
 @dataclass
@@ -49,11 +57,15 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
+def milestones(epochs: int) -> list[int]:
+    """Epochs after which the step schedule divides the lr by 10 (50% and 83% of the run)."""
+    return sorted({max(1, round(0.5 * epochs)), max(1, round(0.83 * epochs))})
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
     if config.schedule == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-    milestones = sorted({max(1, round(0.5 * config.epochs)), max(1, round(0.83 * config.epochs))})
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[], gamma=1.0)
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones(config.epochs), gamma=0.1)
 
 
 def penalty(model: nn.Module, config: TrainConfig) -> Tensor | float:
@@ -61,6 +73,13 @@ def penalty(model: nn.Module, config: TrainConfig) -> Tensor | float:
     if not config.tangent or config.weight_decay == 0:
         return 0.0
     return config.weight_decay * sum(p.pow(2).sum() for p in model.trainable_parameters().values())
+
+
+def objective(model: nn.Module, features: Tensor, labels: Tensor, config: TrainConfig,
+              loss_fn: Callable | None = None) -> Tensor:
+    """The training objective on one batch: loss + wd·‖Δw‖² (TAFT), or the loss alone (NLFT)."""
+    loss_fn = loss_fn or make_loss(config.loss, config.alpha, config.kappa)
+    return loss_fn(model.forward_features(features, output=config.output), labels) + penalty(model, config)
 
 
 @torch.no_grad()
@@ -100,18 +119,27 @@ def train_epoch(model: nn.Module, features: Tensor, labels: Tensor, config: Trai
 
 
 def fit(base: nn.Module, train: LabeledData, config: TrainConfig, *, test: LabeledData | None = None,
-        cache: FeatureCache | None = None, progress: bool = True,
-        on_epoch_end: Callable[[int, nn.Module, torch.optim.Optimizer, object, torch.Generator, list], None] | None = None,
-        state: dict | None = None) -> TrainResult:
+        cache: FeatureCache | None = None, progress: bool = True, on_epoch_end: EpochHook | None = None,
+        state: dict | None = None, model: nn.Module | None = None) -> TrainResult:
     """Fine-tune ``base`` on ``train`` as ``config`` says; evaluate on ``test`` if given.
 
-    ``on_epoch_end(epoch, model, optimizer, scheduler, generator, history)`` is called after
-    each epoch (checkpointing); ``state`` (from a checkpoint) resumes a run: it holds
-    ``epoch``, ``trainable``, ``optimizer``, ``scheduler``, ``generator`` and ``history``.
+    ``model`` (optional) is the model to train, already built by ``prepare_model(base,
+    train.num_classes, config)`` (a caller that wants its initial state, e.g. the
+    linearization point, builds it first). ``on_epoch_end(epoch, model, optimizer,
+    scheduler, generator, history)`` is called after each epoch (checkpointing); an
+    exception it raises stops the run. ``state`` (from a checkpoint) resumes a run: it
+    holds ``epoch``, ``trainable``, ``optimizer``, ``scheduler``, ``generator`` and ``history``.
     """
+    if len(train) == 0:
+        raise ConfigError(f"{train.name}: no training samples")
     cache = cache or FeatureCache()
-    torch.manual_seed(config.seed)
-    model = prepare_model(base, train.num_classes, config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)  # nothing below should draw from it; if it does, it is seeded
+        return _fit(base, train, config, test, cache, progress, on_epoch_end, state, model)
+
+
+def _fit(base, train, config, test, cache, progress, on_epoch_end, state, model) -> TrainResult:
+    model = model if model is not None else prepare_model(base, train.num_classes, config)
     loss_fn = make_loss(config.loss, config.alpha, config.kappa)
     features = cache.features(model.base, model.start, train, progress=progress)
     optimizer, generator = make_optimizer(model, config), torch.Generator().manual_seed(config.seed)
@@ -119,25 +147,30 @@ def fit(base: nn.Module, train: LabeledData, config: TrainConfig, *, test: Label
     history: list[dict] = []
     first_epoch = 0
     if state is not None:
+        first_epoch = int(state["epoch"])
+        if not 0 <= first_epoch <= config.epochs:
+            raise CheckpointError(f"resume state is at epoch {first_epoch}, outside this run's 1..{config.epochs}")
         model.load_trainable(state["trainable"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
-        history, first_epoch = list(state["history"]), int(state["epoch"])
+        history = [dict(h) for h in state["history"]]
     steps = (config.epochs - first_epoch) * ((len(train) + config.batch_size - 1) // config.batch_size)
-    kind = "TAFT" if config.tangent else ("FC" if config.regime == "fc" else "NLFT")
-    start = time.perf_counter() - sum(h.get("seconds", 0.0) for h in history)
-    with tqdm(total=steps, desc=f"{kind}-{config.blocks} {config.regime} on {train.name}", disable=not progress, unit="step") as bar:
+    previous_seconds = sum(h.get("seconds", 0.0) for h in history)
+    start = time.perf_counter()
+    with tqdm(total=steps, desc=f"{config.method} on {train.name}", disable=not progress, unit="step",
+              initial=0) as bar:
         for epoch in range(first_epoch, config.epochs):
             epoch_start = time.perf_counter()
             row = train_epoch(model, features, train.labels, config, optimizer, loss_fn, generator, bar)
             scheduler.step()
-            history.append({"epoch": epoch + 1, **row, "seconds": time.perf_counter() - epoch_start})
+            history.append({"epoch": epoch + 1, **row, "lr": optimizer.param_groups[0]["lr"],
+                            "seconds": time.perf_counter() - epoch_start})
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, model, optimizer, scheduler, generator, history)
-    metrics = {"train_seconds": time.perf_counter() - start, **history[-1]} if history else {"train_seconds": 0.0}
-    metrics.pop("epoch", None)
-    metrics.pop("seconds", None)
+    metrics = {"train_seconds": previous_seconds + time.perf_counter() - start}
+    if history:
+        metrics.update({k: v for k, v in history[-1].items() if k not in ("epoch", "seconds", "lr")})
     if test is not None:
         test_features = cache.features(model.base, model.start, test, progress=progress)
         report = evaluate(model, test_features, test.labels, test.num_classes, loss_fn, config.output)

@@ -25,7 +25,9 @@ class Accountant(ABC):
     """True when one `epsilon` call costs milliseconds (calibration then searches more tightly)."""
 
     @abstractmethod
-    def epsilon(self, noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
+    def epsilon(
+        self, noise_multiplier: float, sample_rate: float, steps: int, delta: float
+    ) -> float:
         """The accountant's conservative ε (an upper bound); ``math.inf`` when it cannot tell."""
 
     def approx_epsilon(
@@ -46,7 +48,9 @@ _REGISTRY: dict[str, Accountant] = {}
 _FULL_BATCH_EXACT: dict[str, str] = {}
 
 
-def register(accountant: Accountant, *, exact_at_full_batch_for: tuple[str, ...] = ()) -> Accountant:
+def register(
+    accountant: Accountant, *, exact_at_full_batch_for: tuple[str, ...] = ()
+) -> Accountant:
     """Add `accountant` under its `name`.
 
     `exact_at_full_batch_for` names accountants that this one replaces when sample_rate == 1

@@ -63,7 +63,9 @@ class GaussianAccountant(Accountant):
                 f"got sample_rate={sample_rate}; use accountant='prv' for subsampled DP-SGD"
             )
 
-    def epsilon(self, noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
+    def epsilon(
+        self, noise_multiplier: float, sample_rate: float, steps: int, delta: float
+    ) -> float:
         self.check_supported(sample_rate)
         return gdp_epsilon(math.sqrt(steps) / noise_multiplier, delta)
 

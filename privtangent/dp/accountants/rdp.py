@@ -29,7 +29,9 @@ class RDPAccountant(Accountant):
     method = "Rényi DP of the subsampled Gaussian mechanism, via Opacus (Mironov 2017)"
     cheap = True
 
-    def epsilon(self, noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
+    def epsilon(
+        self, noise_multiplier: float, sample_rate: float, steps: int, delta: float
+    ) -> float:
         from opacus.accountants import RDPAccountant as _OpacusRDP  # torch import: keep it lazy
 
         acc = _OpacusRDP()

@@ -1,0 +1,1 @@
+"""Experiments that reproduce the paper's tables on the embedded default (or on your data)."""

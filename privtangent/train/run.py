@@ -1,0 +1,422 @@
+"""Checkpointed, resumable training runs: one directory per run.
+
+A run directory holds
+
+- ``model.json`` + ``model-<sha12>.safetensors``: the trained parameters (Δw for TAFT, the
+  fine-tuned parameters for NLFT / FC) keyed by the base model's parameter names, and the
+  run's manifest: base model hash, ``TrainConfig``, data (name, IDs hash, content hash),
+  seed, metrics, library versions, the linearization point's hash;
+- ``anchor.json`` + ``anchor-<sha12>.safetensors``: the linearization point (the linearized
+  blocks after ``reset``, the fresh CLS token, the fresh head) when ``reset`` or
+  ``linearize_cls`` is set (otherwise it is the base model plus a seeded head, and only its
+  hash is kept);
+- ``state.json`` + ``state-<sha12>.safetensors``: everything needed to continue the run
+  (trainable parameters, optimizer and scheduler state, the data-order generator, the
+  history, the epoch), rewritten atomically after every epoch;
+- ``metrics.json``: ``test_accuracy`` (a fraction), ``train_seconds`` and the rest.
+
+``train_run(..., resume=True)`` continues a killed run from its last completed epoch to
+the bit-identical result of an uninterrupted run (same thread count). Every file is
+verified against its sha256 when read; a corrupt or tampered file raises
+``CheckpointError``. All tensors go through safetensors and all structure through JSON:
+nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import Counter
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from privtangent.data.dataset import LabeledData
+from privtangent.errors import CheckpointError, ConfigError
+from privtangent.features import FeatureCache
+from privtangent.io.atomic import atomic_write_json
+from privtangent.io.checkpoint import library_versions, load_checkpoint, save_checkpoint
+from privtangent.io.hashing import tensor_hash
+from privtangent.train.config import TrainConfig
+from privtangent.train.trainer import EpochHook, TrainResult, fit, prepare_model
+
+RUN_FORMAT = "privtangent-train-run/1"
+STATE_FORMAT = "privtangent-train-state/1"
+RUN_FILES = ("model.json", "state.json", "anchor.json", "metrics.json")
+
+
+@dataclass
+class RunResult:
+    directory: Path
+    model: nn.Module | None
+    metrics: dict
+    manifest: dict
+    resumed_from: int  # the epoch the run continued from (0: a fresh run)
+
+
+# -- JSON + tensors: (de)serializing optimizer and scheduler state without pickle ---------------
+
+def pack(obj: Any, tensors: dict[str, Tensor], prefix: str) -> Any:
+    """A JSON-able skeleton of ``obj``; its tensors go into ``tensors`` under ``prefix``."""
+    if isinstance(obj, Tensor):
+        key = f"{prefix}"
+        tensors[key] = obj.detach().clone().contiguous().cpu()
+        return {"__tensor__": key}
+    if isinstance(obj, Counter):
+        return {"__counter__": [[pack(k, tensors, f"{prefix}.k{i}"), v] for i, (k, v) in enumerate(obj.items())]}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj) and not any(k.startswith("__") and k.endswith("__") for k in obj):
+            return {k: pack(v, tensors, f"{prefix}.{k}") for k, v in obj.items()}
+        return {"__items__": [[k, pack(v, tensors, f"{prefix}.{i}")] for i, (k, v) in enumerate(obj.items())]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [pack(v, tensors, f"{prefix}.{i}") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [pack(v, tensors, f"{prefix}.{i}") for i, v in enumerate(obj)]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {"__float__": repr(obj)}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise CheckpointError(f"cannot store a {type(obj).__name__} in a training state ({prefix})")
+
+
+def unpack(obj: Any, tensors: dict[str, Tensor]) -> Any:
+    """The inverse of ``pack``."""
+    if isinstance(obj, list):
+        return [unpack(v, tensors) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__tensor__" in obj:
+        key = obj["__tensor__"]
+        if key not in tensors:
+            raise CheckpointError(f"training state is incomplete: tensor {key!r} is missing")
+        return tensors[key]
+    if "__counter__" in obj:
+        return Counter({unpack(k, tensors): v for k, v in obj["__counter__"]})
+    if "__items__" in obj:
+        return {k: unpack(v, tensors) for k, v in obj["__items__"]}
+    if "__tuple__" in obj:
+        return tuple(unpack(v, tensors) for v in obj["__tuple__"])
+    if "__float__" in obj:
+        return float(obj["__float__"])
+    return {k: unpack(v, tensors) for k, v in obj.items()}
+
+
+# -- what a run is: its fingerprint -------------------------------------------------------------
+
+def anchor_state(model: nn.Module) -> dict[str, Tensor]:
+    """The linearization point of a fine-tuning model (its linearized part before training).
+
+    For a ``TangentViT`` this is ``anchor_state_dict()``; for a ``NonLinearViT`` the same
+    modules' weights (call it before training) and its fresh CLS token as ``cls_anchor``.
+    """
+    if hasattr(model, "anchor_state_dict"):
+        return model.anchor_state_dict()
+    depth = len(model.base.blocks)
+    prefixes = tuple(f"{p}." for p in [f"blocks.{i}" for i in range(model.start, depth)] + ["norm", "fc_norm", "head"])
+    state = {k: v.detach().clone() for k, v in model.base.state_dict().items() if k.startswith(prefixes)}
+    if getattr(model, "cls_token", None) is not None:
+        state["cls_anchor"] = model.cls_token.detach().clone()
+    return state
+
+
+def load_anchor(model: nn.Module, anchor: dict[str, Tensor]) -> None:
+    """Put a stored linearization point into a freshly prepared model."""
+    own = model.base.state_dict()
+    with torch.no_grad():
+        for name, value in anchor.items():
+            if name == "cls_anchor":
+                target = model.cls_anchor if hasattr(model, "cls_anchor") else getattr(model, "cls_token", None)
+            else:
+                target = own.get(name)
+            if target is None or tuple(target.shape) != tuple(value.shape):
+                raise CheckpointError(f"the stored linearization point does not fit the model ({name!r})")
+            target.copy_(value)
+
+
+def data_record(data: LabeledData, **extra: Any) -> dict[str, Any]:
+    return {"name": data.name, "num_samples": len(data), "num_classes": data.num_classes,
+            "classes": list(data.classes), "ids_sha256": data.ids_hash(),
+            "content_sha256": data.content_hash(), **extra}
+
+
+@contextmanager
+def torch_threads(threads: int | None):
+    """Run with ``threads`` intra-op threads (None: leave as is); restore afterwards."""
+    if threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def has_run(directory: str | Path) -> bool:
+    directory = Path(directory)
+    return any((directory / name).exists() for name in RUN_FILES)
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+def train_run(base: nn.Module, train: LabeledData, config: TrainConfig, out: str | Path, *,
+              test: LabeledData | None = None, base_record: dict[str, Any] | None = None,
+              data_extra: dict[str, Any] | None = None, cache: FeatureCache | None = None,
+              progress: bool = True, resume: bool = False, threads: int | None = None,
+              on_epoch_end: EpochHook | None = None) -> RunResult:
+    """Train ``config`` on ``train`` into the run directory ``out`` (see the module docstring).
+
+    ``base_record`` describes the base model for the manifest (timm name, kwargs, the
+    checkpoint it came from); its hash is added here. ``resume`` continues the run found in
+    ``out`` (a fresh run when there is none); without it, a directory that already holds a
+    run is refused. ``on_epoch_end`` is called after each epoch's state is saved.
+    ``threads`` fixes torch's thread count for the run (it is recorded: a resumed run is
+    bit-identical only with the same count).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a directory")
+    if has_run(out) and not resume:
+        raise ConfigError(f"--out {out}: already holds a training run; pass --resume to continue it, "
+                          "or choose another directory")
+    with torch_threads(threads):
+        base_sha = tensor_hash(base.state_dict())
+        model = prepare_model(base, train.num_classes, config)  # validates blocks / regime against the model
+        anchor = anchor_state(model)
+        fingerprint = {
+            "config": config.to_dict(),
+            "base_sha256": base_sha,
+            "train_sha256": train.content_hash(),
+            "test_sha256": test.content_hash() if test is not None else None,
+            "anchor_sha256": tensor_hash(anchor),
+        }
+        state, resumed_from = None, 0
+        if resume and (out / "state.json").exists():
+            state = read_state(out, fingerprint)
+            resumed_from = int(state["epoch"])
+            if state.get("threads") not in (None, torch.get_num_threads()):
+                print(f"privtangent: warning: resuming with {torch.get_num_threads()} threads, the run used "
+                      f"{state['threads']}: the result may differ from an uninterrupted run in the last bits",
+                      file=sys.stderr)
+        elif resume and (out / "model.json").exists():
+            raise CheckpointError(f"{out}: has a model but no resumable state (state.json); it cannot be resumed")
+
+        def save_epoch(epoch, model_, optimizer, scheduler, generator, history) -> None:
+            write_state(out, epoch, model_, optimizer, scheduler, generator, history, fingerprint)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, model_, optimizer, scheduler, generator, history)
+
+        result: TrainResult = fit(base, train, config, test=test, cache=cache, progress=progress,
+                                  on_epoch_end=save_epoch, state=state, model=model)
+        result.metrics = _finite(result.metrics)
+
+    manifest = {
+        "kind": RUN_FORMAT,
+        "method": config.method,
+        "model_kind": model.kind,
+        "config": config.to_dict(),
+        "seed": config.seed,
+        "base": {**(base_record or {}), "sha256": base_sha},
+        "data": {"train": data_record(train, **(data_extra or {})),
+                 "test": data_record(test) if test is not None else None},
+        "anchor": {"sha256": fingerprint["anchor_sha256"],
+                   "stored": bool(config.reset or config.linearize_cls),
+                   "file": "anchor.json" if (config.reset or config.linearize_cls) else None},
+        "metrics": result.metrics,
+        "history": result.history,
+        "threads": torch.get_num_threads() if threads is None else threads,
+        "resumed_from_epoch": resumed_from,
+        "versions": library_versions(),
+    }
+    if config.reset or config.linearize_cls:
+        save_checkpoint(out, anchor, {"kind": "privtangent-linearization-point", "sha256_tensors": fingerprint["anchor_sha256"]},
+                        name="anchor")
+    save_checkpoint(out, result.model.trainable_state_dict(), manifest, name="model")
+    metrics = {**result.metrics, "method": config.method, "epochs": config.epochs, "seed": config.seed,
+               "train_data": train.name, "num_train": len(train),
+               "num_test": len(test) if test is not None else 0}
+    atomic_write_json(out / "metrics.json", metrics)
+    return RunResult(out, result.model, metrics, manifest, resumed_from)
+
+
+def _finite(obj: Any) -> Any:
+    """NaN / ±inf → None, so metrics are strict JSON (a class absent from a small test set)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_state(out: Path, epoch: int, model: nn.Module, optimizer, scheduler, generator: torch.Generator,
+                history: list[dict], fingerprint: dict) -> Path:
+    """Save everything ``fit(state=...)`` needs to continue after ``epoch`` (atomically)."""
+    tensors: dict[str, Tensor] = {}
+    for name, value in model.trainable_state_dict().items():
+        tensors[f"trainable/{name}"] = value
+    tensors["generator"] = generator.get_state()
+    manifest = {
+        "kind": STATE_FORMAT,
+        "epoch": epoch,
+        "optimizer": pack(optimizer.state_dict(), tensors, "optimizer"),
+        "scheduler": pack(scheduler.state_dict(), tensors, "scheduler"),
+        "history": history,
+        "fingerprint": fingerprint,
+        "threads": torch.get_num_threads(),
+    }
+    return save_checkpoint(out, tensors, manifest, name="state")
+
+
+def read_state(out: str | Path, fingerprint: dict | None = None) -> dict:
+    """The resumable state of the run in ``out`` (verified); with ``fingerprint``, refuse a
+    state that belongs to another run (another config, base model or data)."""
+    tensors, manifest = load_checkpoint(out, name="state")
+    if manifest.get("kind") != STATE_FORMAT:
+        raise CheckpointError(f"{out}/state.json: not a privtangent training state")
+    if fingerprint is not None:
+        stored = manifest.get("fingerprint", {})
+        for key, value in fingerprint.items():
+            if stored.get(key) != value:
+                what = {"config": "the training configuration", "base_sha256": "the base model",
+                        "train_sha256": "the training data", "test_sha256": "the test data",
+                        "anchor_sha256": "the linearization point"}.get(key, key)
+                detail = ""
+                if key == "config":
+                    diff = sorted(k for k in set(value) | set(stored.get(key) or {})
+                                  if value.get(k) != (stored.get(key) or {}).get(k))
+                    detail = f" (differs in: {', '.join(diff)})"
+                raise CheckpointError(f"cannot resume {out}: {what} differs from the run's{detail}; "
+                                      "use the same settings, or another --out for a new run")
+    trainable = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("trainable/")}
+    if "generator" not in tensors:
+        raise CheckpointError(f"{out}/state.json: the data-order generator state is missing")
+    return {"epoch": int(manifest["epoch"]), "trainable": trainable,
+            "optimizer": unpack(manifest["optimizer"], tensors), "scheduler": unpack(manifest["scheduler"], tensors),
+            "generator": tensors["generator"], "history": manifest["history"], "threads": manifest.get("threads")}
+
+
+def load_run(directory: str | Path, base: nn.Module) -> tuple[nn.Module, dict]:
+    """The trained model of a finished run, rebuilt on ``base`` and verified; (model, manifest).
+
+    Refuses a run whose base model hash, linearization point or weights do not match.
+    """
+    directory = Path(directory)
+    trainable, manifest = load_checkpoint(directory, name="model")
+    if manifest.get("kind") != RUN_FORMAT:
+        raise CheckpointError(f"{directory}/model.json: not a privtangent training run")
+    base_sha = tensor_hash(base.state_dict())
+    if manifest["base"]["sha256"] != base_sha:
+        raise CheckpointError(f"{directory}: trained on another base model (sha256 {manifest['base']['sha256'][:12]}…, "
+                              f"this one is {base_sha[:12]}…)")
+    config = TrainConfig.from_dict(manifest["config"], section="config")
+    model = prepare_model(base, int(manifest["data"]["train"]["num_classes"]), config)
+    if manifest["anchor"].get("stored"):
+        anchor, _ = load_checkpoint(directory, name="anchor")
+        if tensor_hash(anchor) != manifest["anchor"]["sha256"]:
+            raise CheckpointError(f"{directory}: the stored linearization point does not match the manifest's hash")
+        load_anchor(model, anchor)
+    elif tensor_hash(anchor_state(model)) != manifest["anchor"]["sha256"]:
+        raise CheckpointError(f"{directory}: the rebuilt linearization point does not match the run's "
+                              "(another torch version's initialization?)")
+    model.load_trainable(trainable)
+    return model, manifest
+
+
+def completed_metrics(out: str | Path) -> dict | None:
+    """The metrics of a finished run in ``out`` (None when it has not finished)."""
+    import json
+
+    path = Path(out) / "metrics.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+# -- what the CLI and the experiments train on ------------------------------------------------
+
+def load_base(name: str | None = None, checkpoint: str | Path | None = None, kwargs: dict | None = None,
+              progress: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+    """The base model and its record for a manifest.
+
+    No name and no checkpoint: the embedded default (``pretrained_base``). A checkpoint
+    alone: the embedded default's architecture with those weights. A timm name needs a
+    local checkpoint (weights are never downloaded).
+    """
+    from privtangent.models.pretrain import DEFAULT_MODEL, pretrained_base
+    from privtangent.models.vit import build_vit, load_checkpoint as load_weights
+
+    if name is None and checkpoint is None:
+        if kwargs:
+            raise ConfigError("model.kwargs: needs model.name (and a checkpoint)")
+        model, info = pretrained_base(progress=progress)
+        return model, {"name": DEFAULT_MODEL["name"], "kwargs": DEFAULT_MODEL["kwargs"], "embedded_default": True,
+                       "checkpoint": info.get("path")}
+    if checkpoint is None:
+        raise ConfigError(f"--model {name}: needs --checkpoint FILE (a local .safetensors state dict; "
+                          "weights are never downloaded)")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise ConfigError(f"model.kwargs: must be a mapping, got {type(kwargs).__name__}")
+    if name is None:
+        name, kwargs = DEFAULT_MODEL["name"], {**DEFAULT_MODEL["kwargs"], **(kwargs or {})}
+    model = build_vit(name, **dict(kwargs or {}))
+    loaded = load_weights(model, checkpoint)
+    return model.eval(), {"name": name, "kwargs": dict(kwargs or {}), "checkpoint": str(checkpoint),
+                          "head_replaced": loaded["head_replaced"], "embedded_default": False}
+
+
+def expected_input(model: nn.Module) -> tuple[int, int, int]:
+    """(channels, height, width) a timm ViT takes."""
+    embed = model.patch_embed
+    size = embed.img_size if isinstance(embed.img_size, (tuple, list)) else (embed.img_size, embed.img_size)
+    return int(embed.proj.in_channels), int(size[0]), int(size[1])
+
+
+def load_data(spec: str | dict, model: nn.Module, limit: int | None = None, test_limit: int | None = None,
+              root: Path | None = None) -> tuple[LabeledData, LabeledData, dict[str, Any]]:
+    """(train, test, record) for a task name or an image-folder spec ``{train: DIR, test: DIR}``.
+
+    Image folders are resized to the model's input size; relative paths are taken from
+    ``root`` (the config file's folder). The data must fit the model's input shape.
+    """
+    from privtangent.data import TASKS, load_image_folder, load_task
+
+    for name, value in (("data_limit", limit), ("test_limit", test_limit)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{name}: must be an integer ≥ 1, got {value!r}")
+    chans, height, width = expected_input(model)
+    if isinstance(spec, str):
+        if spec not in TASKS:
+            raise ConfigError(f"data: unknown data set {spec!r}; choose one of {', '.join(TASKS)} "
+                              "or give image folders {train: DIR, test: DIR} in a config file")
+        train, test = load_task(spec, "train", limit=limit), load_task(spec, "test", limit=test_limit)
+        record = {"task": spec, "limit": limit, "test_limit": test_limit}
+    elif isinstance(spec, dict):
+        unknown = sorted(set(spec) - {"train", "test", "mean", "std"})
+        if unknown:
+            raise ConfigError(f"data.{unknown[0]}: unknown field (known: train, test, mean, std)")
+        if "train" not in spec or "test" not in spec:
+            raise ConfigError("data: an image-folder data set needs both data.train and data.test folders")
+        folders = {}
+        for split in ("train", "test"):
+            path = Path(spec[split])
+            folders[split] = path if path.is_absolute() or root is None else root / path
+        norm = {"mean": spec.get("mean", 0.5), "std": spec.get("std", 0.5)}
+        train = load_image_folder(folders["train"], height, chans, **norm).limit(limit)
+        test = load_image_folder(folders["test"], height, chans, classes=train.classes, **norm).limit(test_limit)
+        record = {"train_folder": str(folders["train"]), "test_folder": str(folders["test"]), "limit": limit,
+                  "test_limit": test_limit, **norm}
+    else:
+        raise ConfigError(f"data: must be a data set name or a mapping of image folders, got {type(spec).__name__}")
+    shape = tuple(train.images.shape[1:])
+    if shape != (chans, height, width):
+        raise ConfigError(f"data: {train.name} has {shape[0]}×{shape[1]}×{shape[2]} images, but the model takes "
+                          f"{chans}×{height}×{width}; choose a model built for this data (model.kwargs img_size/in_chans)")
+    return train, test, record
