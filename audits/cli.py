@@ -83,7 +83,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output and running")
     g.add_argument("--out", required=True, metavar="DIR", help="where the results are written (created if missing)")
     g.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the audit's random draws (default 0)")
-    g.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's choice)")
+    g.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch threads (default 1: fastest for these small models, and far faster on a loaded machine)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     g.add_argument("--confidence", type=float, default=0.95, metavar="C",
                    help="confidence of every interval and bound (default 0.95)")
@@ -99,8 +100,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _setup(args: argparse.Namespace) -> dict[str, Any]:
     """Validated common settings, the base model and the data."""
-    import torch
-
+    from audits.shadows import torch_threads
     from privtangent.errors import ConfigError
     from privtangent.train.run import load_base, load_data
 
@@ -119,11 +119,10 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a directory")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     progress = not args.quiet
-    base, record = load_base(args.model, args.checkpoint, kwargs, progress=progress)
-    train, test, data_record = load_data(args.data, base, root=None)
+    with torch_threads(args.threads):
+        base, record = load_base(args.model, args.checkpoint, kwargs, progress=progress)
+        train, test, data_record = load_data(args.data, base, root=None)
     return {"base": base, "base_record": record, "train": train, "test": test, "data_record": data_record,
             "out": out, "progress": progress}
 
@@ -203,6 +202,11 @@ def run_privacy(args: argparse.Namespace) -> int:
     from privtangent.errors import ConfigError
     from privtangent.train import TrainConfig
 
+    if getattr(args, "white_box", False):  # the white-box gradient-canary audit (audits.privacy.whitebox)
+        from audits.privacy.whitebox import run_whitebox_cli
+
+        return run_whitebox_cli(args)
+
     epsilons = _floats(args.epsilons, "--epsilons") if args.epsilons.strip() else []
     attacks = _names(args.attacks, "--attacks", ATTACKS)
     for flag, value, low in (("--population", args.population, 8), ("--canaries", args.canaries, 0),
@@ -226,7 +230,8 @@ def run_privacy(args: argparse.Namespace) -> int:
         dp_config=dp, include_reference=not args.no_reference, extra_targets=extra,
         population_size=args.population, num_canaries=args.canaries, num_models=args.models, attacks=attacks,
         confidence=args.confidence, n_bootstrap=args.bootstrap, measure_timing=not args.no_timing, seed=args.seed,
-        run_dir=Path(args.shadow_dir) if args.shadow_dir else s["out"], cache=_cache(), progress=s["progress"])
+        run_dir=Path(args.shadow_dir) if args.shadow_dir else s["out"], cache=_cache(), progress=s["progress"],
+        threads=args.threads)
     return _finish(result, s["out"], args.quiet, {"base_model": s["base_record"], "data": s["data_record"],
                                                   "command": _command(args)})
 
@@ -273,6 +278,9 @@ def _add_privacy(sub: argparse._SubParsersAction) -> None:
                    help=f"attacks to run (default {','.join(ATTACKS)})")
     z.add_argument("--no-timing", action="store_true", help="do not time a tangent vs a non-linear shadow model")
     z.add_argument("--shadow-dir", metavar="DIR", help="where replica signals are cached (default --out)")
+    from audits.privacy.whitebox import add_whitebox_arguments
+
+    add_whitebox_arguments(p)
     _common(p)
     p.set_defaults(func=run_privacy)
 
@@ -297,7 +305,7 @@ def run_unlearning(args: argparse.Namespace) -> int:
     if args.sharded_model is not None:
         result = run_unlearning_audit(model_dir=args.sharded_model, num_shadows=args.shadows,
                                       n_bootstrap=args.bootstrap, confidence=args.confidence, cache=_cache(),
-                                      progress=s["progress"])
+                                      progress=s["progress"], threads=args.threads)
         return _finish(result, s["out"], args.quiet, extra)
     record = s["base_record"]
     config = TrainConfig(epochs=args.epochs) if args.epochs else TrainConfig()
@@ -305,7 +313,8 @@ def run_unlearning(args: argparse.Namespace) -> int:
         s["base"], train=s["train"], test=s["test"], run_dir=s["out"], base_name=record["name"],
         base_kwargs=dict(record["kwargs"]), num_shards=args.shards, data_size=args.data_size, num_forget=args.forget,
         num_never_seen=args.never_seen, num_shadows=args.shadows, train_config=config, mode=args.mode,
-        n_bootstrap=args.bootstrap, confidence=args.confidence, seed=args.seed, cache=_cache(), progress=s["progress"])
+        n_bootstrap=args.bootstrap, confidence=args.confidence, seed=args.seed, cache=_cache(), progress=s["progress"],
+        threads=args.threads)
     return _finish(result, s["out"], args.quiet, extra)
 
 
@@ -366,7 +375,7 @@ def run_utility(args: argparse.Namespace) -> int:
     result = run_utility_audit(s["base"], train=s["train"], test=s["test"], regimes=regimes, epsilons=epsilons,
                                seeds=seeds, delta=args.delta, train_size=args.train_size, test_size=args.test_size,
                                dp_config=dp, include_nonprivate=args.nonprivate, cache=_cache(),
-                               progress=s["progress"])
+                               progress=s["progress"], threads=args.threads)
     return _finish(result, s["out"], args.quiet, {"base_model": s["base_record"], "data": s["data_record"],
                                                   "command": _command(args)})
 
@@ -403,8 +412,8 @@ def _add_utility(sub: argparse._SubParsersAction) -> None:
 # entry points
 # --------------------------------------------------------------------------------------
 def _command(args: argparse.Namespace) -> str:
-    return " ".join(["privtangent", "audit", *sys.argv[1:]]) if getattr(args, "_argv", None) is None \
-        else " ".join(["privtangent", "audit", *args._argv])
+    argv = getattr(args, "_argv", None)
+    return " ".join(["privtangent", *sys.argv[1:]]) if argv is None else " ".join(["privtangent", "audit", *argv])
 
 
 def add_audit_subcommands(subparsers: argparse._SubParsersAction) -> None:

@@ -174,9 +174,11 @@ def validate(c: AuditConfig) -> AuditConfig:
     _need(_is_int(r.seeds) and r.seeds >= 1, "regimes.seeds", "must be an integer ≥ 1", r.seeds)
     _need(_is_int(s.num_shards) and s.num_shards >= 2, "shards.num_shards", "must be an integer ≥ 2", s.num_shards)
     _need(_is_int(s.forget) and s.forget >= 1, "shards.forget", "must be an integer ≥ 1", s.forget)
-    for key in ("population", "shadows", "canaries", "whitebox_canaries", "whitebox_guesses"):
+    for key in ("population", "canaries", "whitebox_canaries", "whitebox_guesses"):
         v = getattr(a, key)
         _need(_is_int(v) and v >= 2, f"audit.{key}", "must be an integer ≥ 2", v)
+    _need(_is_int(a.shadows) and a.shadows >= 3, "audit.shadows", "must be an integer ≥ 3 (each target needs ≥ 2 shadows)",
+          a.shadows)
     _need(a.whitebox_guesses <= a.whitebox_canaries, "audit.whitebox_guesses", "must be ≤ audit.whitebox_canaries",
           a.whitebox_guesses)
     _need(_is_num(a.confidence) and 0.5 <= a.confidence < 1, "audit.confidence", "must be in [0.5, 1)", a.confidence)

@@ -176,7 +176,75 @@ def reproducibility(run: AuditRun, command: str) -> dict:
     }
 
 
-STAGES: list[tuple[str, Callable[[AuditRun], None]]] = []
+def _dp_config(run: AuditRun, **changes: Any):
+    from privtangent.dp.training import DPConfig
+
+    p, t = run.config.privacy, run.config.training
+    return DPConfig(tangent=True, blocks=t.blocks, regime=t.regime, reset=t.reset, linearize_cls=t.linearize_cls,
+                    lr=p.lr, epochs=p.epochs, seed=t.seed, sample_rate=p.sample_rate, max_grad_norm=p.clip,
+                    target_epsilon=float(p.epsilons[0]), delta=p.delta, noise_seed=p.noise_seed).replace(**changes)
+
+
+def _train_config(run: AuditRun):
+    from privtangent.train import TrainConfig
+
+    t = run.config.training
+    return TrainConfig(tangent=True, blocks=t.blocks, regime=t.regime, reset=t.reset, linearize_cls=t.linearize_cls,
+                       epochs=t.epochs, lr=t.lr, seed=t.seed)
+
+
+def utility_stage(run: AuditRun) -> None:
+    from audits.utility import run_utility_audit
+
+    r = run.config.regimes
+    run.add(run_utility_audit(run.base, train=run.train, test=run.test, regimes=r.regimes,
+                              epsilons=run.config.regime_epsilons, seeds=list(range(r.seeds)),
+                              delta=run.config.privacy.delta, train_size=len(run.train), test_size=len(run.test),
+                              dp_config=_dp_config(run), noise_seed=run.config.privacy.noise_seed,
+                              cache=run.cache, progress=run.progress))
+
+
+def privacy_stage(run: AuditRun) -> None:
+    from audits.privacy.blackbox import run_privacy_audit
+
+    a = run.config.audit
+    run.add(run_privacy_audit(run.base, train=run.train, test=run.test, epsilons=run.config.privacy.epsilons,
+                              delta=run.config.privacy.delta, train_config=_train_config(run),
+                              dp_config=_dp_config(run), population_size=min(a.population, len(run.train)),
+                              num_canaries=a.canaries, num_models=a.shadows, confidence=a.confidence,
+                              seed=run.config.training.seed, run_dir=run.out_dir / "privacy", cache=run.cache,
+                              progress=run.progress))
+
+
+def whitebox_stage(run: AuditRun) -> None:
+    from audits.privacy.whitebox import run_whitebox_audit
+
+    a = run.config.audit
+    run.add(run_whitebox_audit(run.base, run.train, _dp_config(run), num_canaries=a.whitebox_canaries,
+                               num_guesses=a.whitebox_guesses, confidence=a.confidence,
+                               seed=run.config.training.seed, epsilons=run.config.privacy.epsilons,
+                               noise_seed=run.config.privacy.noise_seed, cache=run.cache, progress=run.progress))
+
+
+def unlearning_stage(run: AuditRun) -> None:
+    from audits.unlearning import run_unlearning_audit
+
+    s, a = run.config.shards, run.config.audit
+    never_seen = max(16, len(run.train) // 5)  # held out of the sharded model: the "never seen" reference
+    run.add(run_unlearning_audit(run.base, train=run.train, test=run.test, run_dir=run.out_dir / "unlearning",
+                                 num_shards=s.num_shards, data_size=len(run.train) - never_seen, num_forget=s.forget,
+                                 num_never_seen=never_seen,
+                                 num_shadows=max(2, a.shadows // 2), train_config=_train_config(run),
+                                 confidence=a.confidence, seed=run.config.training.seed, cache=run.cache,
+                                 progress=run.progress))
+
+
+STAGES: list[tuple[str, Callable[[AuditRun], None]]] = [
+    ("utility: regime comparison under DP", utility_stage),
+    ("black-box membership audit", privacy_stage),
+    ("white-box canary audit", whitebox_stage),
+    ("shards, forget request and unlearning audit", unlearning_stage),
+]
 
 
 def run_audit(config: AuditConfig, out_dir: str | Path, *, progress: bool = True,

@@ -16,38 +16,40 @@ itself) the model served before the request:
     memorizes) in one shard and asks to forget them; other canaries of the same kind are never
     trained on. LiRA (Carlini et al. 2022) with shadow models — sharded models of the same
     configuration, trained on random halves of (training data ∪ never-seen canaries) — scores
-    them; three AUCs against the same held-out half of the never-seen canaries:
+    them; AUCs (and TPR at 1 % FPR) of the forgotten canaries against the never-seen ones:
 
     - *forgotten, before removal*: the **positive control**. The audit must be able to detect
-      the canaries in the model that still holds them (AUC CI above ½); otherwise it says
-      "inconclusive" (SKIP), never PASS.
-    - *forgotten, after removal*: must lie within the interval of
-    - *never seen*: the other half of the never-seen canaries against the same reference, on
-      the served model: the spread of AUC (and TPR at 1 % FPR) between two sets of samples the
-      model never saw, at the same sizes.
+      the canaries in the model that still holds them (one-sided permutation p < α); otherwise
+      it says "inconclusive" (SKIP), never PASS.
+    - *forgotten, after removal*: must not differ from
+    - *never seen*: the permutation null — the AUC and TPR of random sets of the same size drawn
+      from forgotten and never-seen canaries together (median and 2.5–97.5 % quantiles).
 
-    After an exact removal the forgotten canaries and the never-seen canaries are exchangeable
-    for the served model, so this check has its nominal false-FAIL rate.
+    After an exact removal the forgotten and never-seen canaries are exchangeable for the
+    served model, so the permutation test is exact: PASS unless the AUC (two-sided) or the
+    TPR@1%FPR (one-sided) differs at level α/2 each — a false-FAIL rate ≤ α. (Checking the
+    point estimate against a bootstrap interval of a separate null comparison was measured to
+    fail 13 % of honest removals at these sizes; hence the permutation test.)
 (c) **Utility.** Accuracy on the retained training samples and on test data, before and after.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from attacks.lira import lira_scores
 from attacks.metrics import AttackMetrics, attack_metrics
-from audits.shadows import PopulationFeatureCache, membership_masks
+from audits.shadows import PopulationFeatureCache, limit_threads, membership_masks
 from privtangent.data.dataset import LabeledData
 from privtangent.errors import ConfigError, PrivtangentError
 from privtangent.features import FeatureCache
@@ -313,6 +315,45 @@ def _metrics_row(label: str, met: AttackMetrics, n_pos: int, n_neg: int) -> dict
             "tpr_at_fpr_0_1pct": met.tpr_at_fpr[0.001], "samples": n_pos, "reference_samples": n_neg}
 
 
+def permutation_test(pos: np.ndarray, neg: np.ndarray, *, fpr: float = 0.01, n_permutations: int = 2000,
+                     seed: int = 0) -> dict[str, Any]:
+    """Exact test of "``pos`` and ``neg`` are exchangeable" (the forgotten samples are no different
+    from never-seen ones), by relabelling the pooled scores at random.
+
+    Statistics: the AUC of ``pos`` against ``neg`` (Mann–Whitney, ties averaged) and the TPR at
+    FPR ≤ ``fpr`` (threshold just above the (⌊fpr·|neg|⌋ + 1)-th largest ``neg`` score).
+    p-values count the permutations at least as extreme, plus one (never 0). Also the null
+    distribution's median and 2.5 / 97.5 % quantiles: the AUC and TPR that samples the model
+    never saw would show against the same reference.
+    """
+    from scipy.stats import rankdata
+
+    pos, neg = np.asarray(pos, dtype=np.float64), np.asarray(neg, dtype=np.float64)
+    pooled = np.concatenate([pos, neg])
+    n_pos, n = len(pos), len(pooled)
+    ranks = rankdata(pooled)
+    allowed = int(math.floor(fpr * len(neg)))
+
+    def stats(is_pos: np.ndarray) -> tuple[float, float]:
+        auc = (ranks[is_pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * (n - n_pos))
+        negs = np.sort(pooled[~is_pos])[::-1]
+        cut = negs[allowed] if allowed < len(negs) else -np.inf
+        return float(auc), float(np.mean(pooled[is_pos] > cut))
+
+    observed = np.zeros(n, dtype=bool)
+    observed[:n_pos] = True
+    auc, tpr = stats(observed)
+    rng = np.random.default_rng(seed)
+    null = np.array([stats(observed[rng.permutation(n)]) for _ in range(n_permutations)])
+    count = lambda x: (1.0 + float(x.sum())) / (1.0 + n_permutations)  # noqa: E731
+    p_greater, p_less = count(null[:, 0] >= auc), count(null[:, 0] <= auc)
+    return {"auc": auc, "tpr": tpr, "p_auc_greater": p_greater, "p_auc_two_sided": min(1.0, 2 * min(p_greater, p_less)),
+            "p_tpr_greater": count(null[:, 1] >= tpr), "null_auc_median": float(np.median(null[:, 0])),
+            "null_auc_lo": float(np.quantile(null[:, 0], 0.025)), "null_auc_hi": float(np.quantile(null[:, 0], 0.975)),
+            "null_tpr_median": float(np.median(null[:, 1])), "null_tpr_lo": float(np.quantile(null[:, 1], 0.025)),
+            "null_tpr_hi": float(np.quantile(null[:, 1], 0.975)), "permutations": n_permutations}
+
+
 def mia_before_after(scenario: UnlearningScenario, base: nn.Module, *, num_shadows: int = 4,
                      n_bootstrap: int = 500, confidence: float = 0.95, cache: FeatureCache | None = None,
                      progress: bool = False) -> dict[str, Any]:
@@ -352,29 +393,34 @@ def mia_before_after(scenario: UnlearningScenario, base: nn.Module, *, num_shado
         logits = predict_logits(target, feats, config.output).double().numpy()
         scores[label] = lira_scores(logits, labels, shadow_logits_t, shadow_in, online=online, fixed_variance=fixed)
     n_f = len(forget_set)
-    unseen_scores = {k: v[n_f:] for k, v in scores.items()}
-    generator = np.random.default_rng(scenario.seed + 7)
-    order = generator.permutation(len(scenario.never_seen))
-    half = len(order) // 2
-    ref, null = order[:half], order[half:]
 
-    def compare(pos: np.ndarray, neg: np.ndarray, label: str, seed: int) -> tuple[dict, AttackMetrics]:
+    def compare(pos: np.ndarray, neg: np.ndarray, label: str, seed: int) -> dict[str, Any]:
         s = np.concatenate([pos, neg])
         truth = np.concatenate([np.ones(len(pos), bool), np.zeros(len(neg), bool)])
         met = attack_metrics(s, truth, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
-        return _metrics_row(label, met, len(pos), len(neg)), met
+        return _metrics_row(label, met, len(pos), len(neg))
 
-    before_row, before_met = compare(scores["before"][:n_f], unseen_scores["before"][ref], "forgotten, before removal", 1)
-    after_row, after_met = compare(scores["after"][:n_f], unseen_scores["after"][ref], "forgotten, after removal", 2)
-    null_row, null_met = compare(unseen_scores["after"][null], unseen_scores["after"][ref], "never seen", 3)
+    tests = {k: permutation_test(v[:n_f], v[n_f:], seed=scenario.seed + i)
+             for i, (k, v) in enumerate(scores.items())}
+    before_row = compare(scores["before"][:n_f], scores["before"][n_f:], "forgotten, before removal", 1)
+    before_row["p_value"] = tests["before"]["p_auc_greater"]
+    after_row = compare(scores["after"][:n_f], scores["after"][n_f:], "forgotten, after removal", 2)
+    after_row.update({"p_value": tests["after"]["p_auc_two_sided"], "p_value_tpr": tests["after"]["p_tpr_greater"]})
+    t = tests["after"]
+    null_row = {"label": "never seen", "auc": t["null_auc_median"], "auc_ci_lo": t["null_auc_lo"],
+                "auc_ci_hi": t["null_auc_hi"], "tpr_at_fpr_1pct": t["null_tpr_median"],
+                "tpr_at_fpr_1pct_ci_lo": t["null_tpr_lo"], "tpr_at_fpr_1pct_ci_hi": t["null_tpr_hi"],
+                "samples": n_f, "reference_samples": len(scenario.never_seen)}
     return {
         "rows": [before_row, after_row, null_row],
         "attack": f"LiRA ({'online' if online else 'offline'}{', one pooled variance' if fixed else ''}, Carlini et al. 2022) "
                   f"with {num_shadows} sharded shadow models ({num_shards} shards each, the audited configuration) trained "
                   f"on random halves of the training data and the never-seen canaries",
-        "reference": f"{len(ref)} never-seen canaries (the non-members every AUC is measured against)",
-        "never_seen_split": f"{len(null)} other never-seen canaries vs the same reference: the spread of a null comparison",
-        "metrics": {"before": before_met, "after": after_met, "never_seen": null_met},
+        "reference": f"{len(scenario.never_seen)} never-seen canaries: the non-members every AUC is measured against",
+        "never_seen_row": ("the permutation null: the AUC and TPR@1%FPR (median, 2.5–97.5 % quantiles) of "
+                           f"{n_f} samples drawn at random from the forgotten and never-seen canaries together, "
+                           "i.e. what samples the model never saw show against the same reference"),
+        "tests": tests,
     }
 
 
@@ -382,14 +428,20 @@ def mia_before_after(scenario: UnlearningScenario, base: nn.Module, *, num_shado
 # (c) accuracy before / after
 # --------------------------------------------------------------------------------------
 def accuracy_rows(scenario: UnlearningScenario, base: nn.Module, cache: FeatureCache | None = None) -> list[dict]:
+    """Accuracy (fractions) before/after on the retained training samples, the test data and the
+    forgotten samples (in the audit's scenario those carry their wrong canary labels, so a high
+    value means memorized)."""
     from privtangent.shards import ShardedModel
 
     model = ShardedModel(scenario.model_dir)
     config = scenario.config
-    retained = scenario.data.select_ids(scenario.forget_ids, keep=False)
-    forgotten = scenario.data.select_ids(scenario.forget_ids)
+    if scenario.forget_ids and len(scenario.data):
+        ids = torch.tensor(scenario.forget_ids, dtype=torch.long)
+        retained, forgotten = scenario.data.select_ids(ids, keep=False), scenario.data.select_ids(ids)
+    else:
+        retained, forgotten = scenario.data, None
     cache = cache or FeatureCache()
-    sets = {"retained": retained, "test": scenario.test, "forgotten (canary labels)": forgotten}
+    sets = {"retained_accuracy": retained, "test_accuracy": scenario.test, "forgotten_accuracy": forgotten}
     models = {"after removal": model.tangent_model()}
     if scenario.before_delta is not None:
         models = {"before removal": _model_with(base, scenario.data.num_classes, config, scenario.before_delta), **models}
@@ -400,9 +452,7 @@ def accuracy_rows(scenario: UnlearningScenario, base: nn.Module, cache: FeatureC
             if data is None or len(data) == 0:
                 continue
             logits = predict_logits(m, cache.features(m.base, m.start, data), config.output)
-            key = {"retained": "retained_accuracy", "test": "test_accuracy",
-                   "forgotten (canary labels)": "forgotten_canary_accuracy"}[name]
-            row[key] = float((logits.argmax(-1) == data.labels).double().mean())
+            row[name] = float((logits.argmax(-1) == data.labels).double().mean())
         rows.append(row)
     return rows
 
@@ -410,6 +460,32 @@ def accuracy_rows(scenario: UnlearningScenario, base: nn.Module, cache: FeatureC
 # --------------------------------------------------------------------------------------
 # the audit
 # --------------------------------------------------------------------------------------
+def _empty(name: str) -> LabeledData:
+    return LabeledData(torch.empty(0, 1, 1, 1), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long), [],
+                       name)
+
+
+def _scenario_of_directory(directory: Path) -> UnlearningScenario:
+    """What can be audited of a bare sharded model directory: its recorded training and test
+    data when they can be reloaded (``data_ref``/``test_ref``), no pre-request model."""
+    from privtangent.errors import DataError
+    from privtangent.shards import ShardedModel
+
+    model = ShardedModel(directory)
+    forgotten = sorted({int(i) for q in model.served_manifest()["state"].get("requests", []) for i in q["ids"]})
+    try:
+        data = model.load_data()
+    except DataError:
+        data = _empty("training data (not recorded)")
+    try:
+        test = model.load_test()
+    except DataError:
+        test = None
+    return UnlearningScenario(model_dir=directory, data=data, forget_ids=forgotten, never_seen=_empty("none"),
+                              test=test, config=model.config, before_delta=None, before_sha256=None)
+
+
+@limit_threads
 def audit_unlearning(scenario: UnlearningScenario | str | Path, base: nn.Module | None = None, *,
                      num_shadows: int = 4, n_bootstrap: int = 500, confidence: float = 0.95,
                      cache: FeatureCache | None = None, progress: bool = False) -> dict[str, Any]:
@@ -425,13 +501,7 @@ def audit_unlearning(scenario: UnlearningScenario | str | Path, base: nn.Module 
     if isinstance(num_shadows, bool) or not isinstance(num_shadows, int) or num_shadows < 2:
         raise ConfigError(f"number of shadow models must be an integer ≥ 2, got {num_shadows!r}")
     if not isinstance(scenario, UnlearningScenario):
-        directory = Path(scenario)
-        model = ShardedModel(directory)
-        scenario = UnlearningScenario(model_dir=directory, data=LabeledData(torch.empty(0, 1, 1, 1), torch.empty(0, dtype=torch.long),
-                                      torch.empty(0, dtype=torch.long), [], "none"), forget_ids=[],
-                                      never_seen=LabeledData(torch.empty(0, 1, 1, 1), torch.empty(0, dtype=torch.long),
-                                                             torch.empty(0, dtype=torch.long), [], "none"),
-                                      test=model.load_test(), config=model.config, before_delta=None, before_sha256=None)
+        scenario = _scenario_of_directory(Path(scenario))
     model = ShardedModel(scenario.model_dir)
     if base is None:
         base = model.load_base()
@@ -447,9 +517,10 @@ def audit_unlearning(scenario: UnlearningScenario | str | Path, base: nn.Module 
                        "reason": (f"{failed[0]['check']}: {failed[0]['detail']}" if failed else
                                   "; ".join(r["detail"] for r in group[:1]))})
     body: dict[str, Any] = {
-        "summary": ("A forget request was served by removing the shard that held the samples; the served model was "
-                    "recomposed from the remaining shards and checked bit for bit, the ledger was verified, and a "
-                    "membership attack compared the forgotten samples with samples the model never saw."),
+        "summary": ("A forget request was served by removing (or retraining) the shard that held the samples; the "
+                    "served model was recomposed from the shard checkpoints and checked bit for bit, the ledger was "
+                    "verified, and a membership attack compared the forgotten samples with samples the model never "
+                    "saw (when the model served before the request is available)."),
         "ledger": ledger,
         "exactness": rows,
     }
@@ -457,35 +528,37 @@ def audit_unlearning(scenario: UnlearningScenario | str | Path, base: nn.Module 
         body["request"] = {k: scenario.forget.get(k) for k in ("request", "mode", "num_ids", "shards_removed",
                                                                "shards_retrained", "active_shards", "seconds")}
         body["request"]["ids_sha256"] = scenario.forget.get("ids_sha256")
-    roc = None
     if scenario.before_delta is not None and len(scenario.never_seen) >= 4:
         mia = mia_before_after(scenario, base, num_shadows=num_shadows, n_bootstrap=n_bootstrap,
                                confidence=confidence, cache=cache, progress=progress)
         before, after, null = mia["rows"]
         body["mia_before_after"] = mia["rows"]
-        body["mia"] = {k: mia[k] for k in ("attack", "reference", "never_seen_split")}
-        control = before["auc_ci_lo"] > 0.5
-        in_auc = null["auc_ci_lo"] <= after["auc"] <= null["auc_ci_hi"]
-        tpr_hi = null["tpr_at_fpr_1pct_ci_hi"]
-        in_tpr = tpr_hi is None or after["tpr_at_fpr_1pct"] <= tpr_hi
+        alpha = 1.0 - confidence
+        body["mia"] = {k: mia[k] for k in ("attack", "reference", "never_seen_row")}
+        body["mia"]["decision"] = (
+            f"positive control: forgotten canaries more member-like than never-seen ones before removal (one-sided "
+            f"permutation p < {alpha:g}); PASS when after removal neither the AUC (two-sided) nor the TPR@1%FPR "
+            f"(one-sided) differs from the permutation null at level {alpha / 2:g} each (false-FAIL rate ≤ {alpha:g} "
+            f"after an exact removal, where forgotten and never-seen samples are exchangeable)")
+        body["mia"]["tests"] = mia["tests"]
+        control = before["p_value"] < alpha
+        same = after["p_value"] >= alpha / 2 and after["p_value_tpr"] >= alpha / 2
         if not control:
-            status, reason = "SKIP", (f"inconclusive: the positive control failed — the forgotten samples were not detectable "
-                                      f"before removal either (AUC {before['auc']:.3g}, CI {before['auc_ci_lo']:.3g}–"
-                                      f"{before['auc_ci_hi']:.3g} includes 0.5)")
-        elif in_auc and in_tpr:
-            status, reason = "PASS", (f"after removal AUC {after['auc']:.3g} and TPR@1%FPR {after['tpr_at_fpr_1pct']:.3g} lie "
-                                      f"within the never-seen intervals (AUC {null['auc_ci_lo']:.3g}–{null['auc_ci_hi']:.3g}, "
-                                      f"TPR ≤ {tpr_hi:.3g}); before removal AUC {before['auc']:.3g} (positive control)")
+            status, reason = "SKIP", (f"inconclusive: the positive control failed — the forgotten samples were not "
+                                      f"detectable before removal either (AUC {before['auc']:.3g}, permutation p = "
+                                      f"{before['p_value']:.3g} ≥ {alpha:g})")
+        elif same:
+            status, reason = "PASS", (f"after removal AUC {after['auc']:.3g} (p = {after['p_value']:.3g}) and TPR@1%FPR "
+                                      f"{after['tpr_at_fpr_1pct']:.3g} (p = {after['p_value_tpr']:.3g}) are those of never-seen "
+                                      f"samples (null AUC {null['auc_ci_lo']:.3g}–{null['auc_ci_hi']:.3g}); before removal "
+                                      f"AUC {before['auc']:.3g} (p = {before['p_value']:.3g}, positive control)")
         else:
-            status, reason = "FAIL", (f"the forgotten samples still look like members: after removal AUC {after['auc']:.3g}"
-                                      f" (never-seen interval {null['auc_ci_lo']:.3g}–{null['auc_ci_hi']:.3g}), TPR@1%FPR "
-                                      f"{after['tpr_at_fpr_1pct']:.3g} (never-seen ≤ {tpr_hi:.3g}); before removal AUC "
-                                      f"{before['auc']:.3g}")
+            status, reason = "FAIL", (f"the forgotten samples do not look like never-seen samples: after removal AUC "
+                                      f"{after['auc']:.3g} (never-seen null {null['auc_ci_lo']:.3g}–{null['auc_ci_hi']:.3g}, "
+                                      f"p = {after['p_value']:.3g}), TPR@1%FPR {after['tpr_at_fpr_1pct']:.3g} (p = "
+                                      f"{after['p_value_tpr']:.3g}); before removal AUC {before['auc']:.3g}")
         checks.append({"id": "unlearning-mia", "section": SECTION,
                        "title": "forgotten samples look like never-seen samples to LiRA", "status": status, "reason": reason})
-        met = mia["metrics"]
-        roc = pd.concat([pd.DataFrame({"curve": f"unlearning: {row['label']}", "fpr": met[k].roc_fpr, "tpr": met[k].roc_tpr})
-                         for k, row in zip(("before", "after", "never_seen"), mia["rows"])], ignore_index=True)
     else:
         checks.append({"id": "unlearning-mia", "section": SECTION,
                        "title": "forgotten samples look like never-seen samples to LiRA", "status": "SKIP",
@@ -497,9 +570,11 @@ def audit_unlearning(scenario: UnlearningScenario | str | Path, base: nn.Module 
                      "never_seen_samples": len(scenario.never_seen), "shadow_models": num_shadows,
                      "confidence": confidence, "n_bootstrap": n_bootstrap, "seed": scenario.seed}
     body["seconds"] = {"build_and_forget": scenario.build_seconds, "audit": time.perf_counter() - start}
-    return {"section": SECTION, "body": body, "checks": checks, "roc": roc}
+    # roc None: the report's ROC figure belongs to the black-box audit; the AUCs above are this section's
+    return {"section": SECTION, "body": body, "checks": checks, "roc": None}
 
 
+@limit_threads
 def run_unlearning_audit(
     base: nn.Module | None = None,
     *,

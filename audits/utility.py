@@ -4,13 +4,14 @@ non-linear ("Reg") — the shape of Table 3 of the tangent-transformers paper, o
 Each cell trains ``DPConfig`` (default: the paper's full-batch DP-GD) with the regime, the
 model kind and the target ε, for each seed, and reports the mean test accuracy (fraction)
 and, with more than one seed, the standard deviation. σ is calibrated once per ε (it does
-not depend on the regime or the model kind). If ``privtangent.experiments.regimes`` provides
-``compare_regimes``, it is used instead of the loop here (``body["source"]`` says which).
+not depend on the regime or the model kind). The cells are those of the regime comparison
+(``privtangent.experiments.regimes``: ``run_grid`` on a named task, ``RegimeGrid.dp_config`` on
+data given here); ``body["source"]`` says which path ran.
 """
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -20,40 +21,16 @@ import numpy as np
 from torch import nn
 from tqdm.auto import tqdm
 
+from audits.shadows import limit_threads
 from privtangent.data.dataset import LabeledData
 from privtangent.errors import ConfigError
 from privtangent.features import FeatureCache
 from privtangent.tangent.regimes import REGIMES
 from privtangent.train import TrainConfig, fit
 
-__all__ = ["SECTION", "run_utility_audit", "utility_rows"]
+__all__ = ["SECTION", "run_utility_audit", "utility_checks", "utility_rows"]
 
 SECTION = "utility"
-NOISE_SEED_OFFSET = 104_729  # utility replicas are measurements, never released: noise seeded for reproducibility
-
-
-def _external() -> Any:
-    try:
-        from privtangent.experiments import regimes as module  # written by the DP engineer
-    except ImportError:
-        return None
-    return getattr(module, "compare_regimes", None)
-
-
-def _call_external(fn: Any, **kwargs: Any) -> list[dict[str, Any]] | None:
-    """Rows {regime, epsilon, ours, reg, ...} from the external comparison, or None if its
-    output has another shape (the loop here is used then)."""
-    params = inspect.signature(fn).parameters
-    accepted = {k: v for k, v in kwargs.items() if k in params}
-    out = fn(**accepted)
-    if hasattr(out, "to_dict"):
-        out = out.to_dict("records")
-    if isinstance(out, dict) and "rows" in out:
-        out = out["rows"]
-    if not isinstance(out, list) or not all(isinstance(r, dict) and {"regime", "epsilon", "ours", "reg"} <= set(r)
-                                            for r in out):
-        return None
-    return out
 
 
 def utility_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -71,18 +48,62 @@ def utility_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def utility_checks(rows: list[dict[str, Any]], num_classes: int, num_seeds: int = 1) -> list[dict[str, Any]]:
+    """One check: every DP cell has an accuracy above chance (1/K); else FAIL (broken
+    calibration or training). Its reason counts the cells where Ours ≥ Reg."""
+    chance = 1.0 / max(int(num_classes), 1)
+    values = [(r, k, r.get(k)) for r in rows for k in ("ours", "reg")]
+    missing = [(r["regime"], r["epsilon"], k) for r, k, v in values if v is None or not math.isfinite(v)]
+    at_chance = [(r["regime"], r["epsilon"], k) for r, k, v in values
+                 if v is not None and math.isfinite(v) and v <= chance]
+    compared = [r for r in rows if r.get("ours") is not None and r.get("reg") is not None and r["epsilon"] is not None]
+    wins = sum(r["ours"] >= r["reg"] for r in compared)
+    if missing or at_chance:
+        what = missing[0] if missing else at_chance[0]
+        status, reason = "FAIL", (f"{len(missing)} cell(s) without an accuracy, {len(at_chance)} at or below chance "
+                                  f"({chance:.3g}); first: regime {what[0]}, ε {what[1]}, {what[2]}")
+    else:
+        status, reason = "PASS", (f"every cell above chance ({chance:.3g}); Ours ≥ Reg in {wins} of {len(compared)} "
+                                  f"DP cells ({num_seeds} seed(s) each)")
+    return [{"id": "utility-dp-above-chance", "section": SECTION,
+             "title": "every DP model learns (test accuracy above chance)", "status": status, "reason": reason}]
+
+
+def _regime_module() -> Any:
+    try:
+        from privtangent.experiments import regimes as module  # the regime comparison (compare-regimes)
+    except ImportError:
+        return None
+    return module if hasattr(module, "RegimeGrid") and hasattr(module, "run_grid") else None
+
+
+def _grid(module: Any, regimes: list[str], epsilons: list[float], delta: float, seeds: list[int], task: str,
+          train_size: int, test_size: int, dp_config: Any, noise_seed: int | None) -> Any:
+    """The ``RegimeGrid`` of this audit: the DP recipe of ``dp_config`` (default the grid's own)."""
+    kw: dict[str, Any] = dict(regimes=tuple(regimes), epsilons=tuple(epsilons), delta=delta, data=(task,),
+                              data_limit=train_size, test_limit=test_size, seeds=tuple(seeds), noise_seed=noise_seed)
+    if dp_config is not None:
+        kw.update(epochs=dp_config.epochs, sample_rate=dp_config.sample_rate, clip=dp_config.max_grad_norm,
+                  lr=dp_config.lr, optimizer=dp_config.optimizer, reset=dp_config.reset,
+                  accountant=dp_config.accountant, jvp_only=dp_config.output != "full")
+    return module.RegimeGrid(**kw)
+
+
+@limit_threads
 def run_utility_audit(
     base: nn.Module | None = None,
     *,
     train: LabeledData | None = None,
     test: LabeledData | None = None,
+    task: str = "fashion-near",
     regimes: Sequence[str] = ("full", "fc"),
     epsilons: Sequence[float] = (1, 3, 8),
     seeds: Sequence[int] = (0,),
     delta: float = 1e-5,
-    train_size: int = 256,
+    train_size: int = 128,
     test_size: int = 500,
     dp_config: Any = None,
+    noise_seed: int | None = None,
     include_nonprivate: bool = False,
     nonprivate_config: TrainConfig | None = None,
     cache: FeatureCache | None = None,
@@ -90,19 +111,27 @@ def run_utility_audit(
 ) -> dict[str, Any]:
     """DP test accuracy per (regime, ε), Ours vs Reg, mean (± std) over ``seeds``.
 
+    With no ``train``/``test`` it runs ``privtangent.experiments.regimes.run_grid`` (the
+    ``compare-regimes`` experiment) on ``task`` (its first ``train_size`` / ``test_size``
+    samples); with data given, the same cells (``RegimeGrid.dp_config``: the same recipe) are
+    trained here on that data. Without that module, ``dp_config`` (default ``DPConfig()``) is
+    the recipe.
+
     Args:
         base: the base ViT (default: the embedded default).
-        train, test: the task (default: Fashion-MNIST 5–9), cut to ``train_size`` / ``test_size``.
+        train, test: the data (cut to ``train_size`` / ``test_size``); default the named ``task``.
         regimes: any of full, bitfit, layernorm, fc.
         epsilons, delta: the DP targets.
-        seeds: model seeds (head initialization, reset); the DP noise is seeded from them too.
-        dp_config: the template ``DPConfig`` (default ``DPConfig()``).
+        seeds: model seeds (head initialization, reset).
+        dp_config: the DP recipe (epochs, q, C, lr, optimizer, reset, accountant) to use.
+        noise_seed: seeds every cell's noise (reproducible; these models are measurements, never
+            released); None draws it from OS entropy.
         include_nonprivate: add rows with ε = None, trained by ``fit`` without DP
             (``nonprivate_config``, default each method's ``TrainConfig.recipe``).
 
     Returns:
-        ``{"section": "utility", "body": {"rows": [{regime, epsilon, ours, reg, ...}], ...},
-        "checks": [...], "roc": None}``.
+        ``{"section": "utility", "body": {"rows": [{regime, epsilon, ours, reg, ours_std, reg_std,
+        seeds}], ...}, "checks": [...], "roc": None}`` (accuracies as fractions).
     """
     from privtangent.dp.training import DPConfig, fit_dp, resolve_noise
 
@@ -126,72 +155,75 @@ def run_utility_audit(
         from privtangent.models import pretrained_base
 
         base, _ = pretrained_base(progress=progress)
-    if train is None or test is None:
-        from privtangent.data import load_task
-
-        train = train if train is not None else load_task("fashion-near", "train", limit=train_size)
-        test = test if test is not None else load_task("fashion-near", "test", limit=test_size)
-    train, test = train.limit(train_size), test.limit(test_size)
     template = dp_config if dp_config is not None else DPConfig()
     cache = cache or FeatureCache()
-    source = "privtangent.audits.utility (fit_dp per cell)"
-    rows = None
-    external = _external()
-    if external is not None:
-        rows = _call_external(external, base=base, train=train, test=test, regimes=regimes, epsilons=eps_list,
-                              seeds=seeds, delta=delta, dp_config=template, cache=cache, progress=progress)
-        if rows is not None:
-            source = "privtangent.experiments.regimes.compare_regimes"
+    module = _regime_module()
+    grid = _grid(module, regimes, eps_list, delta, seeds, task, train_size, test_size, dp_config, noise_seed) \
+        if module is not None else None
     cells: list[dict[str, Any]] = []
     sigmas: dict[float, float] = {}
-    if rows is None:
+    if grid is not None and train is None and test is None:
+        source = "privtangent.experiments.regimes.run_grid"
+        results = module.run_grid(grid, base=base, progress=progress, cache=cache)
+        for r in results.rows:
+            cells.append({"regime": r["regime"], "epsilon": float(r["target_epsilon"]),
+                          "kind": "ours" if r["kind"] == "Ours" else "reg", "seed": r["seed"],
+                          "test_accuracy": float(r["test_accuracy"]), "epsilon_accounted": r.get("epsilon"),
+                          "sigma": r.get("noise_multiplier"), "seconds": r.get("train_seconds")})
+            sigmas[float(r["target_epsilon"])] = r.get("noise_multiplier")
+        from privtangent.data import load_task
+
+        train = load_task(task, "train", limit=train_size)
+        test = load_task(task, "test", limit=test_size)
+    else:
+        if train is None or test is None:
+            from privtangent.data import load_task
+
+            train = train if train is not None else load_task(task, "train", limit=train_size)
+            test = test if test is not None else load_task(task, "test", limit=test_size)
+        train, test = train.limit(train_size), test.limit(test_size)
+        source = ("privtangent.experiments.regimes.RegimeGrid.dp_config, trained here (fit_dp per cell)"
+                  if grid is not None else "audits.utility (DPConfig per cell, fit_dp)")
         for eps in eps_list:
-            sigmas[eps], _ = resolve_noise(template.replace(target_epsilon=eps, noise_multiplier=None, delta=delta),
-                                           len(train))
-        jobs = [(r, e, k, s) for r in regimes for e in eps_list for k in ("ours", "reg") for s in seeds]
-        for regime, eps, kind, seed in tqdm(jobs, desc="utility: DP fine-tuning", disable=not progress, unit="model"):
-            cfg = template.replace(regime=regime, tangent=kind == "ours", target_epsilon=None,
-                                   noise_multiplier=float(sigmas[eps]), delta=delta, seed=seed,
-                                   noise_seed=NOISE_SEED_OFFSET + seed)
+            probe = grid.dp_config(True, regimes[0], eps, seeds[0]) if grid is not None else \
+                template.replace(target_epsilon=eps, noise_multiplier=None, delta=delta)
+            sigmas[eps], _ = resolve_noise(probe, len(train))
+        jobs = [(r, e, k, s) for s in seeds for e in eps_list for r in regimes for k in ("ours", "reg")]
+        for index, (regime, eps, kind, seed) in enumerate(tqdm(jobs, desc="utility: DP fine-tuning",
+                                                               disable=not progress, unit="model")):
+            cell_noise = None if noise_seed is None else int(noise_seed) * 1_000_003 + index
+            if grid is not None:
+                cfg = grid.dp_config(kind == "ours", regime, eps, seed, noise_multiplier=float(sigmas[eps]),
+                                     noise_seed=cell_noise)
+            else:
+                cfg = template.replace(regime=regime, tangent=kind == "ours", target_epsilon=None,
+                                       noise_multiplier=float(sigmas[eps]), delta=delta, seed=seed,
+                                       noise_seed=cell_noise)
             t0 = time.perf_counter()
             result = fit_dp(base, train, cfg, test=test, cache=cache, progress=False)
             cells.append({"regime": regime, "epsilon": eps, "kind": kind, "seed": seed,
                           "test_accuracy": float(result.metrics["test_accuracy"]),
                           "epsilon_accounted": result.manifest.get("epsilon"), "sigma": float(sigmas[eps]),
                           "seconds": time.perf_counter() - t0})
-        if include_nonprivate:
-            for regime in regimes:
-                for kind in ("ours", "reg"):
-                    for seed in seeds:
-                        cfg = nonprivate_config.replace(regime=regime, tangent=kind == "ours", seed=seed) \
-                            if nonprivate_config is not None else TrainConfig.recipe(tangent=kind == "ours",
-                                                                                     regime=regime, seed=seed)
-                        t0 = time.perf_counter()
-                        result = fit(base, train, cfg, test=test, cache=cache, progress=False)
-                        cells.append({"regime": regime, "epsilon": None, "kind": kind, "seed": seed,
-                                      "test_accuracy": float(result.metrics["test_accuracy"]),
-                                      "epsilon_accounted": None, "sigma": None, "seconds": time.perf_counter() - t0})
-        rows = utility_rows(cells)
-    chance = 1.0 / max(train.num_classes, 1)
-    checks = []
-    values = [(r, k, r.get(k)) for r in rows for k in ("ours", "reg")]
-    missing = [(r["regime"], r["epsilon"], k) for r, k, v in values if v is None or not math.isfinite(v)]
-    at_chance = [(r["regime"], r["epsilon"], k, v) for r, k, v in values
-                 if v is not None and math.isfinite(v) and v <= chance]
-    compared = [r for r in rows if r.get("ours") is not None and r.get("reg") is not None and r["epsilon"] is not None]
-    wins = sum(r["ours"] >= r["reg"] for r in compared)
-    if missing or at_chance:
-        what = missing[0] if missing else at_chance[0]
-        status, reason = "FAIL", (f"{len(missing)} cell(s) without an accuracy, {len(at_chance)} at or below chance "
-                                  f"({chance:.3g}); first: regime {what[0]}, ε {what[1]}, {what[2]}")
-    else:
-        status, reason = "PASS", (f"every cell above chance ({chance:.3g}); Ours ≥ Reg in {wins} of {len(compared)} "
-                                  f"DP cells ({len(seeds)} seed(s) each)")
-    checks.append({"id": "utility-dp-above-chance", "section": SECTION,
-                   "title": "every DP model learns (test accuracy above chance)", "status": status, "reason": reason})
+    if include_nonprivate:
+        for regime in regimes:
+            for kind in ("ours", "reg"):
+                for seed in seeds:
+                    cfg = nonprivate_config.replace(regime=regime, tangent=kind == "ours", seed=seed) \
+                        if nonprivate_config is not None else TrainConfig.recipe(tangent=kind == "ours",
+                                                                                 regime=regime, seed=seed)
+                    t0 = time.perf_counter()
+                    result = fit(base, train, cfg, test=test, cache=cache, progress=False)
+                    cells.append({"regime": regime, "epsilon": None, "kind": kind, "seed": seed,
+                                  "test_accuracy": float(result.metrics["test_accuracy"]),
+                                  "epsilon_accounted": None, "sigma": None, "seconds": time.perf_counter() - t0})
+    rows = utility_rows(cells)
+    checks = utility_checks(rows, train.num_classes, len(seeds))
+    q, epochs, clip = ((grid.sample_rate, grid.epochs, grid.clip) if grid is not None
+                       else (template.sample_rate, template.epochs, template.max_grad_norm))
     body = {
-        "summary": (f"DP fine-tuning ({'full-batch DP-GD' if template.sample_rate == 1.0 else 'DP-SGD'}, "
-                    f"{template.epochs:g} epochs, C = {template.max_grad_norm:g}) of each regime, on the tangent model "
+        "summary": (f"DP fine-tuning ({'full-batch DP-GD' if q == 1.0 else 'DP-SGD'}, "
+                    f"{epochs:g} epochs, C = {clip:g}) of each regime, on the tangent model "
                     f"(Ours) and the original network (Reg), {len(train)} training and {len(test)} test samples of "
                     f"{train.name}; test accuracy as a fraction, mean over {len(seeds)} seed(s)."),
         "rows": rows,
@@ -199,7 +231,8 @@ def run_utility_audit(
         "setup": {"train": train.name, "train_size": len(train), "test_size": len(test), "delta": delta,
                   "seeds": seeds, "regimes": regimes, "epsilons": eps_list,
                   "noise_multipliers": {f"{e:g}": s for e, s in sigmas.items()} or None,
-                  "dp_config": template.to_dict(),
+                  "recipe": (dataclasses.asdict(grid) if grid is not None else template.to_dict()),
+                  "noise": "seeded per cell (not for release)" if noise_seed is not None else "OS entropy per cell",
                   "tuning": "hyperparameters fixed in advance (the DPConfig defaults); none tuned on the private data"},
         "cells": cells,
         "seconds": time.perf_counter() - start,

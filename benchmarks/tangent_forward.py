@@ -160,20 +160,27 @@ def make_paths(model, tm, feats, labels):
     return forward, training, build_cache
 
 
-def measure(paths: dict[str, Callable], reps: int, device: torch.device, grad: bool) -> dict[str, list[float]]:
+def measure(paths: dict[str, Callable], reps: int, device: torch.device,
+            grad: set[str] = frozenset()) -> dict[str, list[float]]:
+    """Seconds per call of each path; every repetition runs every path once (interleaved), so
+    that load drifts on a shared machine affect all paths alike. Paths named in ``grad`` run with
+    autograd enabled (training steps), the others under ``torch.no_grad``."""
     times: dict[str, list[float]] = {name: [] for name in paths}
-    ctx = contextlib.nullcontext if grad else torch.no_grad
-    with ctx():
-        for name, fn in paths.items():  # warm-up (allocator, kernels)
+
+    def call(name: str, fn: Callable) -> None:
+        with contextlib.nullcontext() if name in grad else torch.no_grad():
             fn()
-        sync(device)
-        for _ in range(reps):
-            for name, fn in paths.items():
-                sync(device)
-                start = time.perf_counter()
-                fn()
-                sync(device)
-                times[name].append(time.perf_counter() - start)
+
+    for name, fn in paths.items():  # warm-up (allocator, kernels)
+        call(name, fn)
+    sync(device)
+    for _ in range(reps):
+        for name, fn in paths.items():
+            sync(device)
+            start = time.perf_counter()
+            call(name, fn)
+            sync(device)
+            times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -208,9 +215,8 @@ def run_device(device: torch.device, batch: int, reps: int, seed: int = 0):
     labels = torch.randint(0, model.num_classes, (batch,), generator=g).to(device)
     forward, training, build_cache = make_paths(model, tm, feats, labels)
     agreement = check_agreement(model, tm, feats, forward)
-    build_times = measure({"build": build_cache}, max(3, reps // 2), device, grad=False)["build"]
-    times = measure(forward, reps, device, grad=False)
-    times.update(measure(training, reps, device, grad=True))
+    build_times = measure({"build": build_cache}, max(3, reps // 2), device)["build"]
+    times = measure({**forward, **training}, reps, device, grad=set(training))
     cache = build_cache()
     info = {
         "depth": depth,
@@ -279,8 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         f"({cpu_info['delta_params']:,} Δw parameters, random, non-zero); float32",
         "- Input: a cached block input (the frozen prefix's output) of shape "
         f"({args.batch}, 197, 1024) on CPU, random values",
-        f"- Statistic: median (and minimum) of {args.reps} repetitions after one warm-up; the paths are "
-        "interleaved within each repetition",
+        f"- Statistic: median (and minimum) of {args.reps} repetitions after one warm-up; all paths (forward "
+        "and training steps) are interleaved within each repetition",
+        *([f"- Single-threaded on purpose (`--threads 1`): the {os.cpu_count()} cores are shared with other jobs "
+           "(load above); with 2 intra-op threads, OpenMP barrier waits under that load inflate the paths made "
+           "of many small operations (the primal-cache step most) by up to ~10x and make the ratios unstable"]
+          if torch.get_num_threads() == 1 and (os.cpu_count() or 1) > 1 else []),
         "",
         "| path | device | batch | median s | min s | vs timm plain (same kind) | vs ours CLS-only (same kind) |",
         "|---|---|---|---|---|---|---|",

@@ -10,6 +10,10 @@ import torch
 
 os.environ.setdefault("PRIVTANGENT_PROGRESS", "0")
 
+# Tiny tensors with several OpenMP threads on a loaded 2-core machine spend their time in
+# barrier stalls (measured ~100x slower); pytest-xdist already runs one worker per core.
+torch.set_num_threads(1)
+
 
 def make_tiny_vit(embed_dim: int = 32, depth: int = 2, num_heads: int = 2, num_classes: int = 5,
                   img_size: int = 28, patch_size: int = 7, in_chans: int = 1, seed: int = 0, **kwargs):

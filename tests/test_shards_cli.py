@@ -43,7 +43,8 @@ def test_one_shard_per_call_gives_the_same_model_as_one_run(base_file, tmp_path,
     assert summary["served_model_sha256"] in capsys.readouterr().out
     assert ShardedModel(split).served_manifest()["sha256"] == ShardedModel(tmp_path / "all").served_manifest()["sha256"]
     # a composed model does not take new shard training, and options must match the directory
-    assert main(["shards", "train", "--out", str(split), "--shard", "0"]) == 0  # already trained: nothing to do
+    assert main(["shards", "train", "--out", str(split), "--shard", "0"]) == 2
+    assert "already serves a composed model; shards change only through `privtangent forget`" in capsys.readouterr().err
     assert main(train_args(split, base_file, cache, "--epochs", "2")) == 2
     assert "already exists with other settings: --epochs 2 (created with 1)" in capsys.readouterr().err
     assert main(["shards", "train", "--out", str(split), "--shard", "7"]) == 2

@@ -64,11 +64,10 @@ from audits.privacy.clopper_pearson import threshold_attack_epsilon
 from audits.privacy.one_run import one_run_epsilon_lower_bound, one_run_guesses
 from audits.privacy.power import one_run_power, threshold_power
 from audits.shadows import (
-    Population,
     Procedure,
     ShadowSet,
-    describe_procedure,
     is_dp,
+    limit_threads,
     make_population,
     membership_masks,
     resolve_procedure,
@@ -249,8 +248,10 @@ def one_run_audit(shadows: ShadowSet, is_canary: np.ndarray, delta: float, confi
 
 def headline_attack(num_shadows: int) -> str:
     """The attack the threshold bound and the headline numbers use, fixed in advance: LiRA
-    online with ≥ 16 shadows per target, else LiRA offline (with few shadows the per-example
-    IN means are too noisy and the online test is the weaker one; Carlini et al. 2022, Fig. 9)."""
+    online with ≥ 16 shadows per target, else LiRA offline. With a handful of shadows the
+    per-example IN/OUT means are too noisy for the online test: on the DP replicas of the
+    embedded default with 3–7 shadows, online AUCs sat at or below offline ones
+    (benchmarks/results/mia.md)."""
     return "lira-online" if num_shadows >= FIXED_VARIANCE_BELOW else "lira-offline"
 
 
@@ -284,6 +285,8 @@ def analyze_replicas(name: str, claimed_epsilon: float | None, shadows: ShadowSe
     wanted = [head] + [a for a in ATTACKS if a in attacks and a != head]
     truth = shadows.member.numpy().astype(bool).ravel()
     metrics, scores, attack_rows = {}, {}, []
+    if shadows.extra_logits is None:
+        wanted = [a for a in wanted if a != "rmia"]  # RMIA needs the replicas' logits on reference samples
     for attack in wanted:
         scores[attack] = leave_one_out_scores(shadows, attack, rmia_labels=rmia_labels).ravel()
         metrics[attack] = attack_metrics(scores[attack], truth, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
@@ -333,15 +336,18 @@ def analyze_replicas(name: str, claimed_epsilon: float | None, shadows: ShadowSe
 # --------------------------------------------------------------------------------------
 def _load_default_data(train: LabeledData | None, test: LabeledData | None, population_size: int,
                        rmia: bool) -> tuple[LabeledData, LabeledData | None]:
+    """The embedded default's task when no data is given; RMIA's reference set is taken from
+    the default test split only when the training data is the default too (never mixed)."""
     from privtangent.data import load_task
 
     if train is None:
         train = load_task("fashion-near", "train", limit=max(2000, population_size))
-    if rmia and test is None:
-        test = load_task("fashion-near", "test", limit=1000)
+        if rmia and test is None:
+            test = load_task("fashion-near", "test", limit=1000)
     return train, test
 
 
+@limit_threads
 def run_privacy_audit(
     base: nn.Module | None = None,
     *,
@@ -372,7 +378,8 @@ def run_privacy_audit(
     Args:
         base: the base ViT (default: the embedded default, ``pretrained_base``).
         train: the data the audit population is drawn from (default: Fashion-MNIST 5–9 train).
-        test: the data RMIA's population z is drawn from (default: Fashion-MNIST 5–9 test).
+        test: the data RMIA's population z is drawn from (default: Fashion-MNIST 5–9 test when
+            ``train`` is the default too; without reference samples RMIA is left out).
         epsilons, delta: the claims audited with ``dp_config`` (default ``DPConfig()``).
         train_config: the non-private reference (default ``TrainConfig()``, TAFT-1).
         include_reference: audit the non-private reference (the positive control).
@@ -415,9 +422,9 @@ def run_privacy_audit(
     population = make_population(train, population_size, num_canaries, seed)
     masks = membership_masks(num_models, population_size, seed)
     rmia_set = None
+    if use_rmia and (test is None or len(test) < 2):
+        use_rmia, attacks = False, [a for a in attacks if a != "rmia"]  # no reference samples: RMIA is left out
     if use_rmia:
-        if test is None or len(test) < 2:
-            raise ConfigError("RMIA needs reference samples (test data) that no model trained on")
         clash = sorted(set(test.ids.tolist()) & set(population.data.ids.tolist()))
         candidates = test.select_ids(clash, keep=False) if clash else test
         rmia_set = candidates.limit(min(rmia_population, len(candidates)))
@@ -485,6 +492,8 @@ def run_privacy_audit(
                   "headline_attack": ATTACK_NAMES[head],
                   "rmia_population": len(rmia_set) if rmia_set is not None else None,
                   "confidence": confidence, "confidence_per_bound": each, "n_bootstrap": n_bootstrap,
+                  "intervals": ("percentile bootstrap over pooled (replica, sample) pairs; a sample's scores in "
+                                "different replicas are correlated, so these intervals are somewhat too narrow"),
                   "delta": delta, "seed": seed, "torch_threads": torch.get_num_threads()},
         "procedures": procedures,
         "shadow_timing": timing,

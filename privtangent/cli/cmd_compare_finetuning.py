@@ -44,15 +44,31 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from privtangent.experiments.finetuning import best_per_family, command_line, run_table1
+    from privtangent.experiments.finetuning import best_per_family, run_table1
 
     table = run_table1(args.out, seeds=args.seeds, epochs=args.epochs, tasks=args.tasks, near_limit=args.near_limit,
                        test_limit=args.test_limit, families=args.methods, nlft_reset=not args.no_nlft_reset,
                        workers=args.workers, threads=args.threads, batch_size=args.batch_size, resume=args.resume,
-                       progress=not args.quiet, command=command_line(), cache_dir=args.feature_cache)
+                       progress=not args.quiet, command=canonical_command(args), cache_dir=args.feature_cache)
     for task in args.tasks:
         best = best_per_family(table.summary, task)
         cells = ", ".join(f"{f} {e['mean']:.1f}±{e['std']:.1f}" for f, e in best.items())
         print(f"{task}: {cells}")
     print(f"{len(table.rows)} runs, {table.wall_seconds / 60:.1f} min → {args.out}/table1.md", file=sys.stdout)
     return 0
+
+
+def canonical_command(args: argparse.Namespace) -> str:
+    """The command with every effective setting spelled out (what the tables were made with)."""
+    import shlex
+
+    parts = ["privtangent", "compare-finetuning", "--out", str(args.out), "--seeds", *map(str, args.seeds),
+             "--epochs", str(args.epochs), "--tasks", *args.tasks, "--near-limit", str(args.near_limit)]
+    if args.test_limit is not None:
+        parts += ["--test-limit", str(args.test_limit)]
+    if args.methods:
+        parts += ["--methods", *args.methods]
+    if args.no_nlft_reset:
+        parts.append("--no-nlft-reset")
+    parts += ["--workers", str(args.workers), "--threads", str(args.threads), "--batch-size", str(args.batch_size)]
+    return " ".join(shlex.quote(p) for p in parts)

@@ -62,6 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Poisson sampling rate q (default 1: full-batch DP-GD, the paper's setting)")
     p.add_argument("--clip", type=float, default=1.0, metavar="C", help="per-sample clipping norm C (default 1)")
     p.add_argument("--lr", type=float, default=1e-2, help="learning rate (default 1e-2)")
+    p.add_argument("--lr-ours", type=float, metavar="LR", help="learning rate of the tangent models (default: --lr)")
+    p.add_argument("--lr-reg", type=float, metavar="LR", help="learning rate of the non-linear models (default: --lr)")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimizer (default adam)")
     p.add_argument("--seeds", type=_ints, default=(0, 1, 2), metavar="S,...", help="seeds (default 0,1,2)")
     p.add_argument("--kinds", type=_names, default=("Ours", "Reg"), metavar="K,...",
@@ -80,13 +82,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def canonical_command(args: argparse.Namespace) -> str:
+    """The command that reproduces this run, every option spelled out."""
+    import shlex
+
+    def join(values) -> str:
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+    parts = ["python", "-m", "privtangent.cli.main", "compare-regimes", "--out", str(args.out),
+             "--data", join(args.data), "--regimes", join(args.regimes), "--epsilons", join(args.epsilons),
+             "--delta", f"{args.delta:g}", "--epochs", f"{args.epochs:g}", "--sample-rate", f"{args.sample_rate:g}",
+             "--clip", f"{args.clip:g}", "--lr", f"{args.lr:g}", "--optimizer", args.optimizer,
+             "--seeds", join(args.seeds), "--kinds", join(args.kinds),
+             "--jvp-only" if args.jvp_only else "--full-output", "--accountant", args.accountant]
+    for flag, value in (("--lr-ours", args.lr_ours), ("--lr-reg", args.lr_reg),
+                        ("--data-limit", args.data_limit), ("--test-limit", args.test_limit),
+                        ("--noise-seed", args.noise_seed), ("--threads", args.threads)):
+        if value is not None:
+            parts += [flag, str(value)]
+    if args.reset:
+        parts.append("--reset")
+    if args.quiet:
+        parts.append("--quiet")
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import torch
 
     from privtangent.errors import ConfigError
-    from privtangent.experiments.regimes import RegimeGrid, command_line, markdown_table, run_grid, write_outputs
+    from privtangent.experiments.regimes import RegimeGrid, markdown_table, run_grid, write_outputs
 
     if args.threads is not None:
         if args.threads < 1:
@@ -94,11 +121,12 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     grid = RegimeGrid(regimes=args.regimes, epsilons=args.epsilons, delta=args.delta, data=args.data,
                       data_limit=args.data_limit, test_limit=args.test_limit, epochs=args.epochs,
-                      sample_rate=args.sample_rate, clip=args.clip, lr=args.lr, optimizer=args.optimizer,
+                      sample_rate=args.sample_rate, clip=args.clip, lr=args.lr, lr_ours=args.lr_ours, lr_reg=args.lr_reg,
+                      optimizer=args.optimizer,
                       seeds=args.seeds, jvp_only=args.jvp_only, reset=args.reset, accountant=args.accountant,
                       noise_seed=args.noise_seed, kinds=args.kinds)
     results = run_grid(grid, progress=not args.quiet, manifest_dir=Path(args.out) / "table3_manifests")
-    paths = write_outputs(results, args.out, command=command_line())
+    paths = write_outputs(results, args.out, command=canonical_command(args))
     print(markdown_table(results.summary, grid))
     print(f"{len(results.rows)} runs in {results.info['wall_seconds'] / 60:.1f} min → {paths['md']}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import textwrap
 from pathlib import Path
 
 from privtangent.cli.cmd_shards import _executor_args
@@ -16,14 +17,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "forget",
         help="forget sample IDs: drop or retrain the shards that hold them",
-        description="Forget training samples by ID on a sharded tangent model (`privtangent shards train`). "
+        description=textwrap.fill("Forget training samples by ID on a sharded tangent model (`privtangent shards train`). "
         "--mode remove drops the shards holding the IDs from the composition (exact, costs one weighted "
         "sum); --mode retrain retrains those shards without the IDs (same seeds) and recomposes. The "
         "checkpoints of dropped or superseded shards are deleted. Each request is recorded in the model's "
         "hash-chained ledger (IDs as a salted commitment; the salt is printed as a receipt) and applied "
         "crash-safely: an interrupted request is finished by the next `forget` or by `shards recover`. "
         "Exit 2, with nothing changed, for unknown IDs, IDs already forgotten, or a request that would "
-        "leave no shard.",
+        "leave no shard.", width=90),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  privtangent forget --model runs/shards --ids 17,4242\n"
         "  privtangent forget --model runs/shards --ids-file ids.txt --mode retrain",

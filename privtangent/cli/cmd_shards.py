@@ -94,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("dir", type=Path)
     r.add_argument("--rollback", action="store_true", help="abort an unfinished request instead of replaying it "
                    "(only possible before its new model was served)")
-    _executor_args(r)
+    _executor_args(r, default="serial")
     r.set_defaults(func=run_recover)
 
     i = ss.add_parser("info", help="what the sharded model holds", description="Shards, requests, served model, ledger head.")

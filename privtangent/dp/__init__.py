@@ -7,6 +7,10 @@ _EXPORTS = {
     "epsilon": "privtangent.dp.accounting",
     "calibrate_noise": "privtangent.dp.calibration",
     "per_sample_grads": "privtangent.dp.per_sample",
+    "DPConfig": "privtangent.dp.training",
+    "DPOptimizer": "privtangent.dp.optimizer",
+    "DPStep": "privtangent.dp.optimizer",
+    "fit_dp": "privtangent.dp.training",
 }
 
 

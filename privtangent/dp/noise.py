@@ -30,7 +30,8 @@ class MechanismRandomness:
 
     def manifest(self) -> dict:
         out: dict = {"noise_seeded": self.seeded, "noise_source": "noise_seed (explicit)" if self.seeded
-                     else "OS entropy (secrets.randbits), independent of the training seed"}
+                     else "OS entropy (secrets.randbits), independent of the training seed",
+                     "sampling_source": "the noise generator (Poisson sampling is part of the mechanism)"}
         if self.seeded:
             out["noise_seed"] = self.seed
             out["release"] = "NOT FOR RELEASE: the DP noise was seeded (noise_seed); anyone with the seed can remove it"
@@ -78,8 +79,15 @@ def privatize(clipped_sum: Mapping[str, Tensor], noise_multiplier: float, max_gr
     sigma = check_noise_multiplier(noise_multiplier)
     if not expected_batch_size > 0:
         raise ConfigError(f"expected_batch_size must be > 0, got {expected_batch_size!r}")
-    noise = gaussian_noise(clipped_sum, sigma * max_grad_norm, generator)
-    return {n: (t + noise[n]) / expected_batch_size for n, t in clipped_sum.items()}
+    std = sigma * max_grad_norm
+    out = {}
+    for name, t in clipped_sum.items():  # same draws, in the same order, as gaussian_noise
+        if std == 0:
+            out[name] = t / expected_batch_size
+            continue
+        noise = torch.randn(t.shape, generator=generator, dtype=t.dtype, device=generator.device).to(t.device)
+        out[name] = noise.mul_(std).add_(t).div_(expected_batch_size)  # in place: one buffer per tensor
+    return out
 
 
 __all__ = ["MechanismRandomness", "check_noise_multiplier", "gaussian_noise", "mechanism_randomness", "privatize"]

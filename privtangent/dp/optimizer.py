@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from privtangent.dp.clipping import ClippedSum, check_max_grad_norm, clip_and_sum, clipped_grad_sum
+from privtangent.dp.clipping import ClippedSum, check_max_grad_norm, clip_and_sum, clip_factors, clipped_grad_sum
 from privtangent.dp.noise import check_noise_multiplier, privatize
 from privtangent.dp.per_sample import DEFAULT_CHUNK, LossFn, trainable
 from privtangent.dp.sampling import micro_batches
@@ -102,6 +102,8 @@ class DPOptimizer:
     def _add_canaries(self, total: ClippedSum, extra: Mapping[str, Tensor] | None) -> int:
         if not extra:
             return 0
+        if callable(getattr(extra, "norms", None)) and callable(getattr(extra, "weighted_sum", None)):
+            return self._add_implicit_canaries(total, extra)
         unknown = sorted(set(extra) - set(self.params))
         if unknown:
             raise ConfigError(f"extra_per_sample_grads has unknown parameter names {unknown[:3]}")
@@ -122,6 +124,19 @@ class DPOptimizer:
         total.add_(ClippedSum(summed, norms, m))
         return m
 
+    def _add_implicit_canaries(self, total: ClippedSum, extra) -> int:
+        """Canaries given implicitly (e.g. sparse Dirac gradients, ``audits.privacy.canaries``):
+        ``extra.norms()`` → (M,) per-sample norms, ``extra.weighted_sum(factors)`` → {name: Σ_i f_i g_i};
+        clipped by the same rule as every record (``clip_factors`` with this optimizer's C)."""
+        norms = extra.norms()
+        summed = extra.weighted_sum(clip_factors(norms, self.max_grad_norm))
+        unknown = sorted(set(summed) - set(self.params))
+        if unknown:
+            raise ConfigError(f"extra_per_sample_grads has unknown parameter names {unknown[:3]}")
+        grads = {n: t.to(dtype=self.params[n].dtype, device=self.params[n].device) for n, t in summed.items()}
+        total.add_(ClippedSum(grads, norms.to(total.norms.dtype), int(norms.numel())))
+        return int(norms.numel())
+
     def step(self, features: Tensor, labels: Tensor, *,
              extra_per_sample_grads: Mapping[str, Tensor] | None = None) -> DPStep:
         """One DP step on a logical batch (cached prefix features and labels; may be empty)."""
@@ -137,9 +152,11 @@ class DPOptimizer:
                 grads = torch.autograd.grad(reg, [self.params[n] for n in names], allow_unused=True)
                 reg_grads = {n: g for n, g in zip(names, grads) if g is not None}
         for n, p in self.params.items():
-            g = noisy[n].detach().clone()
+            g = noisy[n].detach()
             if reg_grads and n in reg_grads:
                 g = g + reg_grads[n].detach()
+            elif self.observers:
+                g = g.clone()  # the observers' copy stays untouched by the optimizer
             p.grad = g
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)

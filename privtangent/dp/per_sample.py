@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -57,7 +57,7 @@ DEFAULT_CHUNK = 32
 
 
 class GhostUnsupported(PrivtangentError, NotImplementedError):
-    """The tangent forward uses a Δ in a way the linear-site engine does not know."""
+    """The forward pass uses a trained tensor in a way the linear-site engine does not know."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -122,8 +122,12 @@ def sample_residuals(loss_fn: LossFn, logits: Tensor, y: Tensor) -> Tensor:
     """r_i = ∂ℓ_i/∂f_i with ℓ_i = loss_fn(f_i[None], y_i[None]): (B, K)."""
     if len(y) == 0:
         return torch.zeros_like(logits)
+    logits = logits.detach()
     one = lambda f, t: loss_fn(f.unsqueeze(0), t.unsqueeze(0))  # noqa: E731
-    return vmap(grad(one))(logits.detach(), y)
+    try:
+        return vmap(grad(one))(logits, y)
+    except RuntimeError:  # a loss that vmap cannot batch: one K-vector at a time (cheap)
+        return torch.stack([grad(one)(logits[i], y[i]) for i in range(len(y))])
 
 
 # ---------------------------------------------------------------------------------------
@@ -354,6 +358,7 @@ class SiteGradients:
     def __init__(self, params: dict[str, Tensor], sites: list[_Site], batch: int) -> None:
         self.params, self.batch = params, batch
         self.sites = [s for s in sites if s.g is not None]
+        self._grams: dict[tuple, Tensor] = {}
         self._by_param: dict[str, list[_Site]] = {}
         for s in self.sites:
             self._by_param.setdefault(s.name, []).append(s)
@@ -372,6 +377,13 @@ class SiteGradients:
             return _sum_to(g, s.shape)
         return _sum_to(g * s.x, s.shape)
 
+    def _gram(self, t: Tensor) -> Tensor:
+        """t tᵀ per sample (B, T, T); inputs shared by several sites (k and v see the same x) once."""
+        key = (t.data_ptr(), tuple(t.shape), tuple(t.stride()), t.dtype)
+        if key not in self._grams:
+            self._grams[key] = t @ t.transpose(1, 2)
+        return self._grams[key]
+
     def _site_sq_norm(self, s: _Site) -> Tensor:
         if s.kind == "linear":
             b = s.g.shape[0]
@@ -380,7 +392,7 @@ class SiteGradients:
             if tokens == 1:
                 return g.pow(2).sum((1, 2)) * x.pow(2).sum((1, 2))
             if tokens * tokens <= d_out * d_in:  # ghost norm: Σ_{t,s} (g_t·g_s)(x_t·x_s)
-                return ((g @ g.transpose(1, 2)) * (x @ x.transpose(1, 2))).sum((1, 2))
+                return (self._gram(g) * self._gram(x)).sum((1, 2))
         return self._contribution(s).flatten(1).pow(2).sum(1)
 
     @staticmethod
@@ -408,7 +420,10 @@ class SiteGradients:
         return total
 
     def norms(self) -> Tensor:
-        return self.squared_norms().sqrt()
+        try:
+            return self.squared_norms().sqrt()
+        finally:
+            self._grams.clear()
 
     def _materialize(self, name: str, weight: Tensor | None = None) -> Tensor:
         p = self.params[name]

@@ -22,14 +22,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from privtangent.data.dataset import LabeledData
 from privtangent.dp.noise import mechanism_randomness
 from privtangent.dp.optimizer import DPOptimizer, DPStep, make_torch_optimizer
-from privtangent.dp.per_sample import trainable
+from privtangent.dp.per_sample import resolve_method, trainable
 from privtangent.dp.sampling import BatchSampler, sampling_scheme, steps_for_epochs
 from privtangent.errors import ConfigError
 from privtangent.features import FeatureCache
@@ -210,8 +209,8 @@ def privacy_manifest(config: DPConfig, *, noise_multiplier: float, calibrated: b
                   "blocks": config.blocks, "reset": config.reset, "linearize_cls": config.linearize_cls,
                   "output": config.resolved_output},
         "hyperparameter_tuning": "not accounted for in epsilon (choose C and lr on public data)",
-        "diagnostics": "history train_loss / train_accuracy are computed on the private data without noise: "
-                       "diagnostics only, not covered by the guarantee",
+        "released": "the trained parameters and what is computed from them (test metrics); nothing else "
+                    "derived from the training data (no training loss, no realized batch sizes)",
         **randomness,
     }
     if noise_multiplier > 0:
@@ -282,8 +281,6 @@ def fit_dp(base: nn.Module, train: LabeledData, config: DPConfig, *, test: Label
             bar.update(1)
     seconds = time.perf_counter() - start
     model.eval()
-    from privtangent.dp.per_sample import resolve_method
-
     manifest = privacy_manifest(config, noise_multiplier=sigma, calibrated=calibrated, dataset_size=n,
                                 steps_run=dp.steps_taken, randomness=randomness.manifest(),
                                 method=resolve_method(model, config.method))

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
-import sys
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +44,8 @@ class RegimeGrid:
     sample_rate: float = 1.0  # 1 = full-batch DP-GD (the paper)
     clip: float = 1.0  # C
     lr: float = 1e-2
+    lr_ours: float | None = None  # per-kind overrides of lr (None: lr)
+    lr_reg: float | None = None
     optimizer: str = "adam"
     seeds: tuple[int, ...] = (0, 1, 2)
     jvp_only: bool = True  # tangent models predict with J·Δw alone (the paper's DP setting)
@@ -72,7 +71,12 @@ class RegimeGrid:
             raise ConfigError(f"data_limit must be ≥ 1, got {self.data_limit}")
         if self.test_limit is not None and self.test_limit < 1:
             raise ConfigError(f"test_limit must be ≥ 1, got {self.test_limit}")
-        self.dp_config(True, self.regimes[0], self.epsilons[0], self.seeds[0])  # validates the rest
+        for kind in KINDS:
+            self.dp_config(kind == "Ours", self.regimes[0], self.epsilons[0], self.seeds[0])  # validates the rest
+
+    def lr_for(self, kind: str) -> float:
+        override = self.lr_ours if kind == "Ours" else self.lr_reg
+        return self.lr if override is None else override
 
     def dp_config(self, tangent: bool, regime: str, epsilon: float, seed: int, noise_multiplier: float | None = None,
                   noise_seed: int | None = None):
@@ -80,7 +84,8 @@ class RegimeGrid:
 
         return DPConfig(tangent=tangent, regime=regime, reset=self.reset,
                         output=("jvp" if self.jvp_only else "full") if tangent else "full", loss="ce",
-                        optimizer=self.optimizer, lr=self.lr, epochs=self.epochs, seed=seed,
+                        optimizer=self.optimizer, lr=self.lr_for("Ours" if tangent else "Reg"), epochs=self.epochs,
+                        seed=seed,
                         sample_rate=self.sample_rate, max_grad_norm=self.clip, target_epsilon=float(epsilon),
                         noise_multiplier=noise_multiplier, delta=self.delta, accountant=self.accountant,
                         noise_seed=noise_seed)
@@ -137,7 +142,7 @@ def run_grid(grid: RegimeGrid, *, base=None, progress: bool = True, manifest_dir
                                     noise_seed=_cell_noise_seed(grid, index))
             result = fit_dp(base, train, config, test=test, cache=cache, progress=False)
             manifest = {**result.manifest, "noise_calibrated": True, "data": train.name, "test_data": test.name,
-                        "seed": seed, "lr": grid.lr, "optimizer": grid.optimizer}
+                        "seed": seed, "lr": config.lr, "optimizer": grid.optimizer}
             name = f"{data}_{regime}_{kind.lower()}_eps{eps:g}_seed{seed}.json"
             if manifest_dir:
                 from privtangent.io.atomic import atomic_write_json
@@ -148,7 +153,7 @@ def run_grid(grid: RegimeGrid, *, base=None, progress: bool = True, manifest_dir
                 "test_accuracy": result.metrics.get("test_accuracy"), "epsilon": manifest["epsilon"],
                 "epsilon_rdp": manifest.get("epsilon_rdp"), "delta": grid.delta,
                 "noise_multiplier": manifest["noise_multiplier"], "clip": grid.clip, "sample_rate": grid.sample_rate,
-                "steps": manifest["steps"], "num_train": len(train), "num_test": len(test), "lr": grid.lr,
+                "steps": manifest["steps"], "num_train": len(train), "num_test": len(test), "lr": config.lr,
                 "output": config.resolved_output, "accountant": manifest["accountant"],
                 "sampling": manifest["sampling"], "noise_seeded": manifest["noise_seeded"],
                 "train_seconds": result.metrics["train_seconds"], "manifest": name if manifest_dir else None,
@@ -255,6 +260,7 @@ def plot(summary: list[dict[str, Any]], grid: RegimeGrid, path: str | Path) -> N
                     ax.errorbar([e for e, _ in pts], [c["mean"] for _, c in pts], yerr=[c["std"] for _, c in pts],
                                 capsize=3, label=f"{k} ({'tangent' if k == 'Ours' else 'non-linear'})", **styles[k])
             ax.set_xscale("log")
+            ax.minorticks_off()
             ax.set_xticks(eps)
             ax.set_xticklabels([f"{e:g}" for e in eps])
             ax.set_title(f"{d}: {REGIME_LABELS[r]}", fontsize=9)
@@ -295,7 +301,8 @@ def report_markdown(results: RegimeResults, command: str | None = None) -> str:
         "",
         f"Test accuracy (%), mean ± std over seeds {list(grid.seeds)}; δ = {grid.delta:g}, clipping norm C = {grid.clip:g}, "
         f"{'full-batch DP-GD' if grid.sample_rate == 1 else f'Poisson-sampled DP-SGD (q = {grid.sample_rate:g})'}, "
-        f"{grid.epochs:g} epochs (steps = {results.rows[0]['steps'] if results.rows else '?'}), {grid.optimizer} lr {grid.lr:g}, "
+        f"{grid.epochs:g} epochs (steps = {results.rows[0]['steps'] if results.rows else '?'}), {grid.optimizer}, "
+        f"lr {grid.lr_for('Ours'):g} (Ours) / {grid.lr_for('Reg'):g} (Reg), "
         f"no LR decay, cross-entropy; tangent models predict with "
         f"{'the JVP output J·Δw only' if grid.jvp_only else 'f_w + J·Δw'}; PT={'F' if grid.reset else 'T'}. "
         f"Accountant: {grid.accountant} (for q = 1 the exact Gaussian-DP composition). {sigmas}.",
@@ -346,11 +353,6 @@ def write_outputs(results: RegimeResults, out: str | Path, command: str | None =
     atomic_write_json(paths["json"], {"grid": asdict(results.grid), "info": results.info, "command": command,
                                       "summary": results.summary, "shape": shape_checks(results.summary, results.grid)})
     return paths
-
-
-def command_line(argv: Iterable[str] | None = None) -> str:
-    args = list(sys.argv[1:] if argv is None else argv)
-    return "python -m privtangent.cli.main " + " ".join(shlex.quote(a) for a in args)
 
 
 def load_results(out: str | Path) -> dict[str, Any]:

@@ -18,12 +18,15 @@ no rounding residue of the removed Δw left in it.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
 
 from privtangent.errors import PrivtangentError
+
+CHUNK = 16384  # elements per add_: under at::internal::GRAIN_SIZE (32768), so no intra-op threading
 
 
 def normalize_weights(weights: Sequence[float] | Tensor | None, n: int) -> list[float]:
@@ -37,7 +40,7 @@ def normalize_weights(weights: Sequence[float] | Tensor | None, n: int) -> list[
         raise PrivtangentError(f"compose: {len(values)} weights for {n} Δw dicts; give one weight per dict")
     out = []
     for i, w in enumerate(values):
-        if isinstance(w, bool) or not isinstance(w, (int, float)):
+        if isinstance(w, bool) or not isinstance(w, numbers.Real):
             raise PrivtangentError(f"compose: weight {i} is {w!r}, not a number")
         if not math.isfinite(w) or w < 0:
             raise PrivtangentError(f"compose: weight {i} is {w!r}; weights must be finite and non-negative")
@@ -94,9 +97,13 @@ def compose(deltas: Sequence[Mapping[str, Tensor]], weights: Sequence[float] | T
     for name, ref in deltas[0].items():
         if not ref.is_floating_point():
             raise PrivtangentError(f"compose: {name!r} is {ref.dtype}; Δw must be floating point")
-        acc = torch.zeros(ref.shape, dtype=torch.float64, device=ref.device)
+        acc = torch.zeros(ref.numel(), dtype=torch.float64, device=ref.device)
         for lam, d in zip(lambdas, deltas):
             if lam:
-                acc.add_(d[name].detach(), alpha=lam)  # computed in float64 (type promotion), no copy
-        out[name] = acc.to(ref.dtype)
+                flat = d[name].detach().reshape(-1)
+                # chunks below torch's parallel grain size: the sum is element-wise (the same bits
+                # either way), and intra-op threads only slow it down, badly so on a busy machine
+                for i in range(0, acc.numel(), CHUNK):
+                    acc[i : i + CHUNK].add_(flat[i : i + CHUNK], alpha=lam)  # in float64 (type promotion)
+        out[name] = acc.to(ref.dtype).reshape(ref.shape)
     return out

@@ -173,29 +173,43 @@ def default_cache_dir() -> Path:
 
 
 def prime_feature_cache(cache_dir: str | os.PathLike, base: nn.Module, start: int, data: LabeledData,
-                        subsets: Iterable[LabeledData], progress: bool = False) -> int:
-    """Compute the prefix features of ``data`` once and store each subset's rows under its key.
+                        subsets: Iterable[LabeledData], progress: bool = False,
+                        parents: Iterable[LabeledData | None] | None = None) -> int:
+    """Store each subset's prefix features under its key in ``FeatureCache(cache_dir)``.
 
-    Workers then find their shard's features in ``FeatureCache(cache_dir)`` without running
-    the frozen prefix again. Returns how many subset files were written.
+    Rows are sliced from ``parents[i]``'s cached features when that file exists (a retrained
+    shard reads only its own shard's features), else from ``data``'s, computed at most once.
+    Workers then find their shard's features without running the frozen prefix again.
+    Returns how many subset files were written.
     """
+    from safetensors.torch import load_file
+
     from privtangent.features import FeatureCache
 
     cache = FeatureCache(cache_dir)
     written = 0
-    full = None
-    position = None
-    for subset in subsets:
+    full: tuple[Tensor, dict[int, int]] | None = None
+    subsets = list(subsets)
+    parents = list(parents) if parents is not None else [None] * len(subsets)
+    for subset, parent in zip(subsets, parents):
         path = cache.directory / f"{cache.key(base, start, subset)}.safetensors"
         if path.exists():
             continue
-        if full is None:
-            full = cache.features(base, start, data, progress=progress)
-            position = {int(i): k for k, i in enumerate(data.ids.tolist())}
+        source = None
+        if parent is not None:
+            parent_path = cache.directory / f"{cache.key(base, start, parent)}.safetensors"
+            if parent_path.exists():
+                source = (load_file(str(parent_path))["features"], {int(i): k for k, i in enumerate(parent.ids.tolist())})
+        if source is None:
+            if full is None:
+                full = (cache.features(base, start, data, progress=progress),
+                        {int(i): k for k, i in enumerate(data.ids.tolist())})
+            source = full
+        feats, position = source
         rows = torch.tensor([position[int(i)] for i in subset.ids.tolist()], dtype=torch.long)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"features": full[rows].contiguous()}, str(tmp))
+        save_file({"features": feats[rows].contiguous()}, str(tmp))
         atomic_write_bytes(path, tmp.read_bytes())
         tmp.unlink()
         written += 1
@@ -381,7 +395,30 @@ class ShardedModel:
         return (self.shards_dir / f"{checkpoint_name(shard, version)}.json").exists()
 
     def load_shard(self, name: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        return load_checkpoint(self.shards_dir, name=name)
+        """A shard checkpoint (``io.checkpoint`` format), refused unless its sha256 matches.
+
+        Reads the tensor file once (hash and parse the same bytes).
+        """
+        from safetensors.torch import load as load_bytes
+
+        from privtangent.io.checkpoint import FORMAT
+        from privtangent.io.hashing import sha256_bytes
+
+        path = self.shards_dir / f"{name}.json"
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise CheckpointError(f"shard checkpoint {name}: unreadable manifest ({err})") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise CheckpointError(f"{path}: not a privtangent checkpoint manifest")
+        weights = self.shards_dir / os.path.basename(str(manifest.get("weights", "")))
+        try:
+            blob = weights.read_bytes()
+        except OSError:
+            raise CheckpointError(f"shard checkpoint {name}: its tensor file {weights.name} is missing") from None
+        if sha256_bytes(blob) != manifest.get("sha256"):
+            raise CheckpointError(f"{weights} is corrupt or was modified (sha256 does not match its manifest); refusing it")
+        return load_bytes(blob), manifest
 
     def has_served(self) -> bool:
         return (self.directory / "model.json").exists()
@@ -425,8 +462,9 @@ class ShardedModel:
         if not jobs:
             return []
         if jobs[0].cache_dir:
+            parents = [shard_data(data, self.shard_map.shards[j.shard]) if j.version else None for j in jobs]
             prime_feature_cache(jobs[0].cache_dir, self.load_base(), self.spec["start_block"], data,
-                                [j.data for j in jobs], progress=progress)
+                                [j.data for j in jobs], progress=progress, parents=parents)
         executor = executor or SerialExecutor()
         outputs = []
         for out in executor.run(jobs, self.base_state()):
@@ -456,14 +494,14 @@ class ShardedModel:
         Refused once a composed model is served: after that, shards change only through
         forget requests (which the ledger records).
         """
-        if self.ledger.exists() and self.ledger.records():
-            raise PrivtangentError(
-                f"{self.directory} already serves a composed model; shards change only through `privtangent forget`"
-            )
         wanted = list(range(self.num_shards)) if shards is None else sorted({int(k) for k in shards})
         bad = [k for k in wanted if not 0 <= k < self.num_shards]
         if bad:
             raise ConfigError(f"shard {bad[0]} does not exist: this model has shards 0..{self.num_shards - 1}")
+        if self.ledger.exists() and self.ledger.records():
+            raise PrivtangentError(
+                f"{self.directory} already serves a composed model; shards change only through `privtangent forget`"
+            )
         if skip_done:
             wanted = [k for k in wanted if not self.shard_checkpoint_exists(k)]
         if not wanted:

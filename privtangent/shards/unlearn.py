@@ -270,9 +270,8 @@ def _apply(model: ShardedModel, pending: dict[str, Any], data: LabeledData | Non
 def referenced_files(model: ShardedModel, state: dict[str, Any]) -> set[str]:
     names = set()
     for e in state["shards"]:
-        if e["status"] == "active":
-            manifest = json.loads((model.shards_dir / f"{e['checkpoint']}.json").read_text())
-            names |= {f"{e['checkpoint']}.json", manifest["weights"]}
+        if e["status"] == "active":  # save_checkpoint names the tensor file <name>-<sha12>.safetensors
+            names |= {f"{e['checkpoint']}.json", f"{e['checkpoint']}-{e['sha256'][:12]}.safetensors"}
     return names
 
 
@@ -333,7 +332,9 @@ def forget(model: ShardedModel | str | os.PathLike, ids: list[int], mode: str = 
     start = time.perf_counter()
     with locked(model):
         recovered = _recover_locked(model, data, executor, cache_dir, rollback=False)
-        _, manifest = model.served()
+        manifest = model.served_manifest()
+        if sha256_file(model.directory / os.path.basename(manifest["weights"])) != manifest["sha256"]:
+            raise CheckpointError(f"{model.directory}: the served model's weights do not match model.json (modified?)")
         state = manifest["state"]
         plan = plan_request(model, ids, mode, state)
         records = model.ledger.records()
