@@ -33,7 +33,7 @@ class DataSection:
     task: str = "fashion-near"  # a named task (ignored when train/test folders are given)
     train: str | None = None  # image folder: one sub-folder per class
     test: str | None = None
-    train_limit: int | None = 2000  # samples used for training (first N)
+    train_limit: int | None = 1000  # training samples (a seeded random subset; null = all)
     test_limit: int | None = 1000
     mean: float = 0.5  # image-folder normalization
     std: float = 0.5
@@ -66,21 +66,22 @@ class RegimesSection:
     regimes: list = field(default_factory=lambda: ["full", "fc"])  # the full grid: full, bitfit, layernorm, fc
     epsilons: list | None = None  # default: privacy.epsilons
     seeds: int = 1
+    train_limit: int | None = 500  # training samples per grid cell (null: all of data.train_limit)
 
 
 @dataclass(frozen=True)
 class ShardsSection:
-    num_shards: int = 10
-    forget: int = 20  # samples in the forget request served by the main job
+    num_shards: int = 2  # the audited forget scenario; more shards dilute each sample's trace below detection
+    forget: int = 32  # samples in the forget request served by the main job
 
 
 @dataclass(frozen=True)
 class AuditSection:
-    population: int = 1000  # samples the membership audit draws members/non-members from
-    shadows: int = 8  # LiRA shadow models per audited configuration
-    canaries: int = 500  # black-box one-run canaries
-    whitebox_canaries: int = 5000  # white-box gradient canaries
-    whitebox_guesses: int = 500
+    population: int = 256  # samples the membership audit draws members/non-members from
+    shadows: int = 8  # models per audited procedure (each attacked with the others as LiRA shadows)
+    canaries: int = 64  # black-box one-run canaries (mislabelled samples)
+    whitebox_canaries: int = 20000  # white-box Dirac gradient canaries (cost nothing extra)
+    whitebox_guesses: int | None = None  # None: fixed in advance from m and the claim (choose_num_guesses)
     confidence: float = 0.95
 
 
@@ -172,14 +173,18 @@ def validate(c: AuditConfig) -> AuditConfig:
     _need(r.epsilons is None or (isinstance(r.epsilons, list) and all(_is_num(e) and e > 0 for e in r.epsilons)),
           "regimes.epsilons", "must be a list of numbers > 0 or null", r.epsilons)
     _need(_is_int(r.seeds) and r.seeds >= 1, "regimes.seeds", "must be an integer ≥ 1", r.seeds)
+    _need(r.train_limit is None or (_is_int(r.train_limit) and r.train_limit >= 10), "regimes.train_limit",
+          "must be an integer ≥ 10 or null", r.train_limit)
     _need(_is_int(s.num_shards) and s.num_shards >= 2, "shards.num_shards", "must be an integer ≥ 2", s.num_shards)
     _need(_is_int(s.forget) and s.forget >= 1, "shards.forget", "must be an integer ≥ 1", s.forget)
-    for key in ("population", "canaries", "whitebox_canaries", "whitebox_guesses"):
+    for key in ("population", "canaries", "whitebox_canaries"):
         v = getattr(a, key)
         _need(_is_int(v) and v >= 2, f"audit.{key}", "must be an integer ≥ 2", v)
+    _need(a.whitebox_guesses is None or (_is_int(a.whitebox_guesses) and a.whitebox_guesses >= 2),
+          "audit.whitebox_guesses", "must be an integer ≥ 2 or null", a.whitebox_guesses)
     _need(_is_int(a.shadows) and a.shadows >= 3, "audit.shadows", "must be an integer ≥ 3 (each target needs ≥ 2 shadows)",
           a.shadows)
-    _need(a.whitebox_guesses <= a.whitebox_canaries, "audit.whitebox_guesses", "must be ≤ audit.whitebox_canaries",
+    _need(a.whitebox_guesses is None or a.whitebox_guesses <= a.whitebox_canaries, "audit.whitebox_guesses", "must be ≤ audit.whitebox_canaries",
           a.whitebox_guesses)
     _need(_is_num(a.confidence) and 0.5 <= a.confidence < 1, "audit.confidence", "must be in [0.5, 1)", a.confidence)
     return c

@@ -141,8 +141,13 @@ def build_unlearning_scenario(
         base_name, base_kwargs = DEFAULT_MODEL["name"], dict(DEFAULT_MODEL["kwargs"])
     if base_name is None or base_kwargs is None:
         from privtangent.models.pretrain import DEFAULT_MODEL
+        from privtangent.models.vit import build_vit
 
         base_name, base_kwargs = DEFAULT_MODEL["name"], dict(DEFAULT_MODEL["kwargs"])
+        shapes = {k: tuple(v.shape) for k, v in build_vit(base_name, **base_kwargs).state_dict().items()}
+        if shapes != {k: tuple(v.shape) for k, v in base.state_dict().items()}:
+            raise ConfigError("the base model is not the embedded default's architecture: give base_name and "
+                              "base_kwargs (the timm name and kwargs it was built with), so shard workers can rebuild it")
     if train is None or test is None:
         from privtangent.data import load_task
 

@@ -130,8 +130,9 @@ def to_markdown(rows: list[dict], command: str, seeds: int) -> str:
         "at the accuracy the Gaussian mechanism has at a θ-times smaller guess rate; "
         "`ideal.two_mode_tail`, exact) reaches the median count with probability ≥ 5 % for every μ' up "
         "to this fraction of μ, so no bound from (m, k, W) that is valid for all μ-GDP mechanisms can "
-        "certify more at the median. The exact worst case (the LP that \"ours\" certifies) is a "
-        "stronger mechanism still, so the true ceiling is at or below \"ours\" up to its ε-grid.",
+        "certify more at the median. The exact worst case (the LP that \"ours\" relaxes to a finite "
+        "ε-grid and a window of counts) is a stronger mechanism still, so the best any valid (m, k, W) "
+        "bound can do lies between \"ours\" and this ceiling.",
         "",
         f"Command: `{command}`",
     ]

@@ -49,15 +49,21 @@ pipeline, the sampler's secrecy, and the released model itself (the canary run i
 a weaker adversary (who sees only the final model) may learn far less than this bound.
 A pass does not prove (ε, δ)-DP; an over-claim refutes the claim.
 
-**Bounds** (``rows``), all finite-sample at the stated confidence, each at 1 − α/k for the k
-rows the verdict uses (Bonferroni), on the *whole* game of m canaries (the guessed canaries are
-never the canary set), with the number of guesses r fixed before any score is seen (from the
-configuration alone; top r/2 guessed in, bottom r/2 guessed out, never a maximum over r):
+**Bounds** (``rows``), all finite-sample at the stated confidence, on the *whole* game of m
+canaries (the guessed canaries are never the canary set), with the number of guesses r fixed
+before the canary run from m and the claim alone (``choose_num_guesses``: among m/40 … m/4,
+the best simulated tightness whose audit power — the bound with every guess right — is at
+least 1.2 × the claimed ε; top r/2 guessed in, bottom r/2 guessed out; never a maximum over r):
 
 - *binomial* (Steinke et al. 2023, main theorem, with the claim's δ): tests (ε, δ)-DP;
-- *f-DP* (``audits.privacy.fdp``, Mahloujifar et al. 2025): tests that the training is f-DP
-  with the accountant's own curve — μ-GDP with μ = √T/σ for full-batch DP-GD, the
-  Poisson-subsampled Gaussian curve for q < 1 — reported as ε at the claim's δ.
+- *f-DP* (``audits.privacy.fdp``, Mahloujifar et al. 2025 + a certified LP): tests that the
+  training is f-DP with the accountant's own curve — μ-GDP with μ = √T/σ for full-batch
+  DP-GD, the Poisson-subsampled Gaussian curve for q < 1 — reported as ε at the claim's δ.
+
+The verdict FAILs when any row exceeds the claimed ε. For full batch the f-DP bound (method
+"auto") already includes the binomial bound at the same δ and confidence, so it is never below
+the binomial row and the verdict's false-FAIL rate is the f-DP bound's, ≤ α: both rows run at
+the stated confidence. Otherwise each row runs at 1 − α/k (Bonferroni, ``per_bound_confidence``).
 
 **Tightness** = ε_lb / ε_claimed, next to the **ideal tightness**: the median, over simulated
 runs of a perfect Gaussian mechanism with the claim's m, r, σ, q, T, of the same bound.
@@ -86,9 +92,10 @@ from audits.privacy.canaries import DEFAULT_NORM_FACTOR, CanarySchedule, CanaryS
 from audits.privacy.one_run import one_run_epsilon_lower_bound, one_run_guesses
 from privtangent.errors import ConfigError, PrivtangentError
 
-__all__ = ["BUGS", "Claim", "CanaryRun", "WhiteboxObserver", "add_whitebox_arguments", "bound_rows", "canary_run",
-           "claim_for", "default_num_guesses", "ideal_scores", "mechanism_run", "run_whitebox_audit",
-           "run_whitebox_cli", "score_canaries", "whitebox_scope"]
+__all__ = ["BUGS", "DEFAULT_CANARIES", "Claim", "CanaryRun", "WhiteboxObserver", "add_whitebox_arguments",
+           "bound_rows", "canary_run", "choose_num_guesses", "claim_for", "default_num_guesses", "ideal_epsilon_lb",
+           "ideal_scores", "mechanism_run", "per_bound_confidence", "run_whitebox_audit", "run_whitebox_cli",
+           "score_canaries", "whitebox_scope"]
 
 SECTION = "canary_audit"
 BUGS = ("noise-half", "clip-off", "wrong-steps", "wrong-sample-rate")
