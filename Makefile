@@ -6,9 +6,9 @@ PYTHON ?= python3
 LOCK_HASH := $(shell cat requirements.lock | sha256sum | cut -c1-16)
 VENV ?= $(HOME)/.cache/privtangent/venv-$(LOCK_HASH)
 BIN := $(VENV)/bin
-CLONE_HASH := $(shell echo "$(CURDIR)" | sha256sum | cut -c1-12)
 STAMP := $(VENV)/.installed
-EDITABLE := $(VENV)/.editable-$(CLONE_HASH)
+# The venv is shared by every clone: it is linked (editable install) to the clone that last ran make.
+LINKED := $(VENV)/.linked-clone
 OUT ?= runs/default
 PYTEST_ARGS ?=
 
@@ -33,11 +33,12 @@ $(STAMP): requirements.lock | sysdeps
 	$(BIN)/pip install -q -r requirements.lock
 	touch $(STAMP)
 
-$(EDITABLE): $(STAMP) pyproject.toml
-	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
-	touch $(EDITABLE)
-
-venv: sysdeps $(EDITABLE)
+venv: sysdeps $(STAMP)
+	@if [ "$$(cat $(LINKED) 2>/dev/null)" != "$(CURDIR)" ] || [ pyproject.toml -nt $(LINKED) ]; then \
+		echo "linking the venv to $(CURDIR)"; \
+		$(BIN)/pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v -e '^ *!!' -e WheelFile || true; \
+		echo "$(CURDIR)" > $(LINKED); \
+	fi
 
 clean-venv:
 	rm -rf $(VENV)

@@ -736,8 +736,16 @@ def subsampled_gaussian_one_run_epsilon_lower_bound(
         return 0.5 * (r + a)
 
     def rejects(theta: float) -> bool:
+        # A hypothesis prv-accountant cannot evaluate (it raises for extreme leakage, e.g.
+        # "Discrete mean differs from continuous mean significantly") is *not rejected*: that
+        # only shrinks the rejected set, so the bound stays valid (it can only get smaller).
         if theta not in cache:
-            cache[theta] = dbar(theta, eps_rec)
+            try:
+                cache[theta] = dbar(theta, eps_rec)
+            except RuntimeError:
+                cache[theta] = None
+        if cache[theta] is None:
+            return False
         return bool(_recursion_needed_mass(m, k, c, _profile_finv(eps_rec, cache[theta][None, :]), tau, 1)[0] > 1.0)
 
     # bracket with the GDP bound: full-batch steps make f_σ at least as leaky as the subsampled
@@ -764,7 +772,13 @@ def subsampled_gaussian_one_run_epsilon_lower_bound(
     theta = theta_rec if method in ("auto", "recursion") else 0.0
     if method in ("auto", "lp") and theta_rec > 0:
         cands = tuple(theta_rec * f for f in (1.01, 1.02, 1.035, 1.05, 1.07, 1.1))
-        theta = _largest_rejected(dbar, theta, m, k, c, tau, 1e3, probe=1.03 * theta_rec, rounds=1, candidates=cands)
-    if theta <= 0:
-        return 0.0
-    return subsampled_gaussian_epsilon(1.0 / theta, q, T, d, bound="lower")
+        try:
+            theta = _largest_rejected(dbar, theta, m, k, c, tau, 1e3, probe=1.03 * theta_rec, rounds=1, candidates=cands)
+        except RuntimeError:  # prv-accountant failed on a candidate: keep the recursion's (valid) answer
+            theta = theta_rec
+    while theta > 0:
+        try:
+            return subsampled_gaussian_epsilon(1.0 / theta, q, T, d, bound="lower")
+        except RuntimeError:  # not computable at this leakage: report a smaller, still-rejected ε
+            theta /= 1.5
+    return 0.0
