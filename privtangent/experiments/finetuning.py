@@ -391,6 +391,7 @@ def summarize(rows: list[dict[str, Any]], variants: list[Variant], tasks: list[s
         for v in variants:
             accs = [100 * r["test_accuracy"] for r in rows if r["task"] == task and r["variant"] == v.label]
             secs = [r["train_seconds"] for r in rows if r["task"] == task and r["variant"] == v.label]
+            cpu = [r["cpu_seconds"] for r in rows if r["task"] == task and r["variant"] == v.label]
             if not accs:
                 continue
             summary.append({
@@ -399,7 +400,7 @@ def summarize(rows: list[dict[str, Any]], variants: list[Variant], tasks: list[s
                 "lr": v.lr if v.lr is not None else default_lr(v.tangent, v.regime),
                 "mean": float(np.mean(accs)), "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else float("nan"),
                 "n": len(accs), "min": float(np.min(accs)), "max": float(np.max(accs)),
-                "train_seconds_mean": float(np.mean(secs)),
+                "train_seconds_mean": float(np.mean(secs)), "cpu_seconds_mean": float(np.mean(cpu)),
             })
     return summary
 
@@ -487,7 +488,10 @@ def render_markdown(summary: list[dict[str, Any]], variants: list[Variant], task
         f"{', '.join(map(str, info.get('seeds', [])))} ({len(info.get('seeds', []))} seeds); "
         f"{info.get('epochs')} epochs, batch {info.get('batch_size')}, Adam, lr ÷10 at 50% and 83% of the epochs.",
         "TAFT: rescaled square loss (κ = 15), lr 1e-2, wd·‖Δw‖² with wd = 1e-4. "
-        f"NLFT: cross-entropy, lr 1e-3, AdamW wd 1e-4. FC: cross-entropy, lr {FC_LR:g}.",
+        f"NLFT: cross-entropy, lr 1e-3, AdamW wd 1e-4. FC: cross-entropy, lr {FC_LR:g} (at 1e-3 the head alone "
+        "is far from converged in a short schedule). PT=F: the fine-tuned blocks re-initialized (PyTorch default "
+        "init) before training/linearizing; CLS=T: a fresh CLS token, trained. NLFT with PT=F is not among the "
+        "paper's NLFT settings; it is the same starting point as TAFT PT=F.",
         "",
         "## Paper layout (best PT/CLS setting per method, chosen on the test mean as the paper did)",
         "",
@@ -503,7 +507,7 @@ def render_markdown(summary: list[dict[str, Any]], variants: list[Variant], task
             e = best.get(f)
             cells.append("–" if e is None else f"{_fmt(e)}" + ("" if f == "FC" else f" <sub>{e['variant'].split(' ', 1)[1]}</sub>"))
         lines.append(f"| {TASKS[task][2]} | " + " | ".join(cells) + " |")
-    lines += ["", "## Every setting", "", "| method | PT | CLS | " + " | ".join(TASKS[t][2] for t in tasks) + " | s/run (near) |",
+    lines += ["", "## Every setting", "", "| method | PT | CLS | " + " | ".join(TASKS[t][2] for t in tasks) + " | CPU s/run (near) |",
               "|---|---|---|" + "---|" * len(tasks) + "---|"]
     for v in variants:
         entries = [find(summary, t, v.label) for t in tasks]
@@ -512,7 +516,7 @@ def render_markdown(summary: list[dict[str, Any]], variants: list[Variant], task
         pt = "–" if v.regime == "fc" else ("F" if v.reset else "T")
         cls = "–" if v.regime == "fc" else ("T" if v.linearize_cls else "F")
         near = find(summary, "near", v.label)
-        secs = f"{near['train_seconds_mean']:.0f}" if near else "–"
+        secs = f"{near['cpu_seconds_mean']:.0f}" if near else "–"
         lines.append(f"| {v.method} | {pt} | {cls} | " + " | ".join(_fmt(e) for e in entries) + f" | {secs} |")
     checks = acceptance(summary, k)
     if checks:
@@ -526,7 +530,12 @@ def render_markdown(summary: list[dict[str, Any]], variants: list[Variant], task
         + (f" ({info.get('runs_resumed')} taken from an earlier, interrupted invocation)" if info.get("runs_resumed") else ""),
         f"- frozen-prefix features: {info.get('feature_total_seconds', 0):.1f} s, computed once per data set, split "
         "and start block (feature cache)",
-        f"- CPU time of this process and its workers: {info.get('worker_cpu_seconds', 0):.0f} s",
+        f"- CPU time of this process and its workers: {info.get('worker_cpu_seconds', 0):.0f} s, i.e. about "
+        f"{info.get('worker_cpu_seconds', 0) / max(1, info.get('workers', 1)) / 60:.0f} min of wall time on "
+        f"{info.get('workers')} otherwise idle cores"
+        + (" (the wall time above is inflated by other jobs' load)"
+           if max((info.get("load_before") or [0])[0], (info.get("load_after") or [0])[0]) > (info.get("cpu_count") or 1)
+           else ""),
         f"- {info.get('workers')} worker process(es) × {info.get('threads_per_worker')} torch thread(s), "
         f"{info.get('cpu_count')} CPU cores; load average (1/5/15 min) before {load_before}, after {load_after}",
         f"- {info.get('platform')}, Python {info.get('python')}, torch {info.get('torch')}",
