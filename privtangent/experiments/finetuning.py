@@ -534,7 +534,7 @@ def render_markdown(summary: list[dict[str, Any]], variants: list[Variant], task
         f"{info.get('worker_cpu_seconds', 0) / max(1, info.get('workers', 1)) / 60:.0f} min of wall time on "
         f"{info.get('workers')} otherwise idle cores"
         + (" (the wall time above is inflated by other jobs' load)"
-           if max((info.get("load_before") or [0])[0], (info.get("load_after") or [0])[0]) > (info.get("cpu_count") or 1)
+           if max((info.get("load_before") or [0])[0], (info.get("load_after") or [0])[0]) > 1.5 * (info.get("cpu_count") or 1)
            else ""),
         f"- {info.get('workers')} worker process(es) × {info.get('threads_per_worker')} torch thread(s), "
         f"{info.get('cpu_count')} CPU cores; load average (1/5/15 min) before {load_before}, after {load_after}",
