@@ -26,7 +26,9 @@ test-all: venv
 sysdeps:
 	@bash scripts/install_sysdeps.sh
 
-$(STAMP): requirements.lock | sysdeps
+# No file prerequisite: the venv's path already holds the lock's content hash, and a fresh
+# clone's newer mtimes must not trigger a reinstall.
+$(STAMP): | sysdeps
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
