@@ -117,14 +117,12 @@ def _first_n_shuffled(data: LabeledData, limit: int | None, seed: int) -> Labele
 
 
 def train_dp_models(run: AuditRun) -> None:
-    from privtangent.dp.training import DPConfig, fit_dp
+    from privtangent.dp.training import fit_dp
 
     p, t = run.config.privacy, run.config.training
     rows = []
     for eps in p.epsilons:
-        cfg = DPConfig(tangent=True, blocks=t.blocks, regime=t.regime, reset=t.reset, linearize_cls=t.linearize_cls,
-                       lr=p.lr, epochs=p.epochs, seed=t.seed, sample_rate=p.sample_rate, max_grad_norm=p.clip,
-                       target_epsilon=float(eps), delta=p.delta, noise_seed=p.noise_seed)
+        cfg = _dp_config(run, target_epsilon=float(eps))
         result = fit_dp(run.base, run.train, cfg, test=run.test, cache=run.cache, progress=run.progress)
         run.dp_models[float(eps)] = (cfg, result)
         man = result.manifest
