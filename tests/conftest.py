@@ -15,6 +15,15 @@ os.environ.setdefault("PRIVTANGENT_PROGRESS", "0")
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Every test starts on one torch thread, and whatever it (or a CLI it runs) sets is undone."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def make_tiny_vit(embed_dim: int = 32, depth: int = 2, num_heads: int = 2, num_classes: int = 5,
                   img_size: int = 28, patch_size: int = 7, in_chans: int = 1, seed: int = 0, **kwargs):
     """A tiny timm VisionTransformer (random init, seeded)."""

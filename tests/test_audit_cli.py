@@ -10,14 +10,7 @@ import pandas as pd
 import pytest
 
 from audits.cli import add_audit_subcommands, main, write_section
-from audits.shadows import torch_threads
 from audits.utility import run_utility_audit, utility_checks, utility_rows
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    with torch_threads(1):
-        yield
 
 
 def test_subcommands_register_on_a_parser():

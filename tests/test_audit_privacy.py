@@ -21,7 +21,6 @@ from audits.shadows import (
     ShadowSet,
     make_population,
     membership_masks,
-    torch_threads,
     train_shadows,
 )
 from privtangent.errors import ConfigError
@@ -32,13 +31,6 @@ from tests.conftest import make_tiny_vit
 ROW_KEYS = {"model", "epsilon_claimed", "auc", "auc_ci_lo", "auc_ci_hi", "tpr_at_fpr_0_1pct", "tpr_at_fpr_1pct",
             "epsilon_lb", "audit_power", "method", "status"}
 CHECK_KEYS = {"id", "section", "title", "status", "reason"}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models on a shared 2-core machine: one torch thread (restored afterwards)."""
-    with torch_threads(1):
-        yield
 
 
 def synthetic_shadows(num_models: int, n: int, k: int = 5, signal: float = 0.0, seed: int = 0) -> ShadowSet:

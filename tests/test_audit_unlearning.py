@@ -11,12 +11,6 @@ from audits.shadows import torch_threads
 from audits.unlearning import audit_unlearning, build_unlearning_scenario, exactness_rows
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    with torch_threads(1):
-        yield
-
-
 @pytest.fixture(scope="module")
 def scenario(base_model, tmp_path_factory):
     """The embedded default: 2 shards of 320 samples, 32 mislabelled canaries in shard 0, forgotten."""

@@ -5,18 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from privtangent.cli.main import main
 
 TINY = ["--data", "digits", "--data-limit", "64", "--test-limit", "50", "--epochs", "1", "--quiet"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture

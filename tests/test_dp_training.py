@@ -14,15 +14,6 @@ from privtangent.features import FeatureCache
 from tests.conftest import make_tiny_vit
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread is much faster than two on a loaded machine (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny_task(near_small):
     train, test = near_small

@@ -35,14 +35,6 @@ from tests.conftest import make_tiny_vit
 DTYPE = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add barrier waits (100x slower on a loaded 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 # Three tiny ViTs that differ in every dimension linearize must handle.
 CONFIGS = {
     # depth 2, 2 heads, 7×7 patches of 28×28×1, token pooling, qkv bias, no LayerScale

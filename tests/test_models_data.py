@@ -25,15 +25,6 @@ from privtangent.models import build_vit, load_checkpoint, read_safetensors, rep
 from tests.conftest import make_tiny_vit
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: intra-op threads only add barrier waits on a loaded 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def save_state(model, path) -> None:
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
 

@@ -30,15 +30,6 @@ from privtangent.tangent.layers import gelu_derivative, gelu_jvp, layer_norm_jvp
 DTYPE = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add barrier waits (100x slower on a loaded 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 JVP_TOL = 1e-9
 FD_TOL = 1e-6
 FD_STEP = 1e-5

@@ -21,15 +21,6 @@ def synthetic(n: int = 48, classes: int = 3, seed: int = 0) -> LabeledData:
     return LabeledData(images, labels, torch.arange(n) + 1000 * seed, [str(c) for c in range(classes)], f"synthetic{seed}")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: tiny models run fastest so, and a loaded 2-core machine does not thrash."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def tiny():
     return make_tiny_vit(num_classes=3)

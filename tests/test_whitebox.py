@@ -29,14 +29,6 @@ T, DELTA = 50, 1e-5
 FDP = wb._fdp_module() is not None and hasattr(wb._fdp_module(), "gdp_one_run_epsilon_lower_bound")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def full_batch_claim(eps: float, steps: int = T) -> Claim:
     """The claim of a correct full-batch DP-GD run calibrated exactly (μ-GDP) for ε."""
     sigma = math.sqrt(steps) / gdp_mu(eps, DELTA)
