@@ -12,35 +12,12 @@ higher = more likely a member.
 - :mod:`attacks.metrics` — ROC, AUC, TPR at low FPR, bootstrap confidence intervals.
 """
 
-from importlib import import_module
+from attacks.lira import lira_scores, lira_scores_from_confidences
+from attacks.loss import loss_scores
+from attacks.metrics import AttackMetrics, attack_metrics, bootstrap_ci, roc, tpr_at_fpr
+from attacks.rmia import rmia_scores
+from attacks.signals import AttackInputError, cross_entropy_loss, logit_scaled_confidence, true_class_probability
 
-# public name -> submodule that defines it (imported on first use, so that importing `attacks`
-# does not pull in scipy and scikit-learn)
-_EXPORTS = {
-    "AttackInputError": "attacks.signals",
-    "logit_scaled_confidence": "attacks.signals",
-    "cross_entropy_loss": "attacks.signals",
-    "true_class_probability": "attacks.signals",
-    "loss_scores": "attacks.loss",
-    "lira_scores": "attacks.lira",
-    "lira_scores_from_confidences": "attacks.lira",
-    "rmia_scores": "attacks.rmia",
-    "AttackMetrics": "attacks.metrics",
-    "attack_metrics": "attacks.metrics",
-    "bootstrap_ci": "attacks.metrics",
-    "roc": "attacks.metrics",
-    "tpr_at_fpr": "attacks.metrics",
-}
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'attacks' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_EXPORTS))
-
-
-__all__ = sorted(_EXPORTS)
+__all__ = ["AttackInputError", "AttackMetrics", "attack_metrics", "bootstrap_ci", "cross_entropy_loss",
+           "lira_scores", "lira_scores_from_confidences", "logit_scaled_confidence", "loss_scores", "rmia_scores",
+           "roc", "tpr_at_fpr", "true_class_probability"]

@@ -17,17 +17,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_audit_subcommands", "main", "write_section"]
+from audits.choices import ATTACKS, BLACKBOX_BUGS, WHITEBOX_BUGS, WHITEBOX_CANARIES, WHITEBOX_DATA_LIMIT
+from privtangent.choices import REGIMES
+from privtangent.errors import ConfigError, ExitStatus, PrivtangentError
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+__all__ = ["add_audit_subcommands", "main", "write_section"]
 
 
 # --------------------------------------------------------------------------------------
 # parsing helpers
 # --------------------------------------------------------------------------------------
 def _floats(text: str, flag: str) -> list[float]:
-    from privtangent.errors import ConfigError
-
     out = []
     for token in text.replace(" ", "").split(","):
         if not token:
@@ -45,8 +45,6 @@ def _floats(text: str, flag: str) -> list[float]:
 
 
 def _ints(text: str, flag: str) -> list[int]:
-    from privtangent.errors import ConfigError
-
     out = []
     for token in text.replace(" ", "").split(","):
         if not token:
@@ -60,8 +58,6 @@ def _ints(text: str, flag: str) -> list[int]:
 
 
 def _names(text: str, flag: str, allowed: tuple[str, ...]) -> list[str]:
-    from privtangent.errors import ConfigError
-
     out = [t for t in text.replace(" ", "").split(",") if t]
     bad = [t for t in out if t not in allowed]
     if bad or not out:
@@ -70,8 +66,6 @@ def _names(text: str, flag: str, allowed: tuple[str, ...]) -> list[str]:
 
 
 def _positive(value: Any, flag: str, minimum: int = 1) -> int:
-    from privtangent.errors import ConfigError
-
     if value is None:
         return value
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -100,9 +94,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _setup(args: argparse.Namespace) -> dict[str, Any]:
     """Validated common settings, the base model and the data."""
-    from audits.shadows import torch_threads
-    from privtangent.errors import ConfigError
-    from privtangent.train.run import load_base, load_data
+    from privtangent.config.schema import DataSpec, ModelSpec
+    from privtangent.inputs import load_base, load_data
+    from privtangent.threads import torch_threads
 
     if not 0.0 < args.confidence < 1.0:
         raise ConfigError(f"--confidence: must lie strictly between 0 and 1, got {args.confidence}")
@@ -110,7 +104,7 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
     _positive(args.threads, "--threads")
     if args.seed < 0:
         raise ConfigError(f"--seed: must be ≥ 0, got {args.seed}")
-    kwargs = None
+    kwargs: dict[str, Any] = {}
     if args.model_kwargs is not None:
         try:
             kwargs = json.loads(args.model_kwargs)
@@ -119,19 +113,23 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a directory")
+    try:
+        model_spec, data_spec = ModelSpec(args.model, kwargs, args.checkpoint), DataSpec(task=args.data)
+    except ConfigError as err:
+        raise ConfigError(f"--{str(err).replace('task:', 'data:', 1)}") from None
     progress = not args.quiet
     with torch_threads(args.threads):
-        base, record = load_base(args.model, args.checkpoint, kwargs, progress=progress)
-        train, test, data_record = load_data(args.data, base, root=None)
+        base, record = load_base(model_spec, progress=progress, require_checkpoint=True)
+        train, test, data_record = load_data(data_spec, base)
     return {"base": base, "base_record": record, "train": train, "test": test, "data_record": data_record,
             "out": out, "progress": progress}
 
 
-def _cache():
+def _cache() -> Any:
     from privtangent.features import FeatureCache
-    from privtangent.models.pretrain import cache_dir
+    from privtangent.paths import feature_cache_dir
 
-    return FeatureCache(cache_dir() / "features")
+    return FeatureCache(feature_cache_dir())
 
 
 # --------------------------------------------------------------------------------------
@@ -161,51 +159,48 @@ def _tables(body: dict[str, Any]) -> dict[str, list[dict]]:
     return out
 
 
-def write_section(result: dict[str, Any], out: str | Path, extra: dict[str, Any] | None = None) -> list[Path]:
-    """Write an audit's result: ``<section>.json``, ``<section>-<table>.csv``, ``<section>-roc.csv``."""
+def write_section(result: Any, out: str | Path, extra: dict[str, Any] | None = None) -> list[Path]:
+    """Write an audit's ``AuditSection``: ``<section>.json``, ``<section>-<table>.csv``, ``<section>-roc.csv``."""
     import pandas as pd
 
-    from audits.results import verdict
+    from audits.report_file import round_numbers
     from privtangent.io.atomic import atomic_write_json, atomic_write_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    section = result["section"]
-    doc = {"section": section, "verdict": verdict(result["checks"]), "checks": result["checks"],
-           "body": result["body"], **(extra or {})}
-    written = [atomic_write_json(out / f"{section}.json", _clean(doc), sort_keys=False)]
-    for key, rows in _tables(result["body"]).items():
+    section = result.key
+    doc = {"section": section, "verdict": result.verdict.value, "checks": [c.to_dict() for c in result.checks],
+           "body": result.body, **(extra or {})}
+    written = [atomic_write_json(out / f"{section}.json", _clean(round_numbers(doc)), sort_keys=False)]
+    for key, rows in _tables(result.body).items():
         name = section if key == "rows" else f"{section}-{key.replace('_', '-')}"
         frame = pd.DataFrame([_clean(r) for r in rows])
         written.append(atomic_write_text(out / f"{name}.csv", frame.to_csv(index=False)))
-    roc = result.get("roc")
+    roc = result.roc
     if roc is not None:
         written.append(atomic_write_text(out / f"{section}-roc.csv", roc.to_csv(index=False)))
     return written
 
 
-def _finish(result: dict[str, Any], out: Path, quiet: bool, extra: dict[str, Any]) -> int:
+def _finish(result: Any, out: Path, quiet: bool, extra: dict[str, Any]) -> int:
     write_section(result, out, extra)
-    failed = [c for c in result["checks"] if c["status"] == "FAIL"]
+    failed = [c for c in result.checks if c.status.value == "FAIL"]
     if not quiet or failed:
-        for c in result["checks"]:
-            print(f"{c['status']:4s}  {c['title']}: {c['reason']}", file=sys.stderr if c["status"] == "FAIL" else sys.stdout)
-    print(f"results: {out / (result['section'] + '.json')}")
-    return EXIT_CHECK_FAILED if failed else EXIT_OK
+        for c in result.checks:
+            print(f"{c.status.value:4s}  {c.title}: {c.reason}", file=sys.stderr if c in failed else sys.stdout)
+    print(f"results: {out / (result.key + '.json')}")
+    return ExitStatus.CHECK_FAILED if failed else ExitStatus.OK
 
 
 # --------------------------------------------------------------------------------------
 # privacy
 # --------------------------------------------------------------------------------------
 def run_privacy(args: argparse.Namespace) -> int:
-    from audits.privacy.blackbox import ATTACKS, broken_target, default_dp_config, run_privacy_audit
-    from privtangent.errors import ConfigError
+    from audits.privacy.blackbox import broken_target, default_dp_config, run_privacy_audit
     from privtangent.train import TrainConfig
 
-    if getattr(args, "white_box", False):  # the white-box gradient-canary audit (audits.privacy.whitebox)
-        from audits.privacy.whitebox import run_whitebox_cli
-
-        return run_whitebox_cli(args)
+    if args.white_box:  # the white-box gradient-canary audit (audits.privacy.whitebox)
+        return run_whitebox(args)
 
     epsilons = _floats(args.epsilons, "--epsilons") if args.epsilons.strip() else []
     attacks = _names(args.attacks, "--attacks", ATTACKS)
@@ -226,7 +221,7 @@ def run_privacy(args: argparse.Namespace) -> int:
     extra = [broken_target(bug, args.bug_epsilon, args.delta, dp_config=dp, dataset_size=args.population // 2)
              for bug in (args.inject_bug or [])]
     result = run_privacy_audit(
-        s["base"], train=s["train"], test=s["test"], epsilons=epsilons, delta=args.delta, train_config=reference,
+        s["base"], s["train"], test=s["test"], epsilons=epsilons, delta=args.delta, train_config=reference,
         dp_config=dp, include_reference=not args.no_reference, extra_targets=extra,
         population_size=args.population, num_canaries=args.canaries, num_models=args.models, attacks=attacks,
         confidence=args.confidence, n_bootstrap=args.bootstrap, measure_timing=not args.no_timing, seed=args.seed,
@@ -237,8 +232,6 @@ def run_privacy(args: argparse.Namespace) -> int:
 
 
 def _add_privacy(sub: argparse._SubParsersAction) -> None:
-    from audits.privacy.blackbox import ATTACKS, BUGS
-
     p = sub.add_parser(
         "privacy",
         help="black-box membership-inference audit: ε lower bounds vs the claimed ε",
@@ -266,7 +259,7 @@ def _add_privacy(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--reference-epochs", type=int, default=None, metavar="E",
                    help="epochs of the non-private TAFT reference (default 10)")
     a.add_argument("--dp-epochs", type=float, default=None, metavar="E", help="epochs of the DP procedure (default 50)")
-    a.add_argument("--inject-bug", action="append", choices=BUGS, metavar="BUG",
+    a.add_argument("--inject-bug", action="append", choices=BLACKBOX_BUGS, metavar="BUG",
                    help="also audit a DP run with this bug (noise-off, clip-off) that claims --bug-epsilon: a "
                         "positive control of the audit itself, which must FAIL it (repeatable)")
     a.add_argument("--bug-epsilon", type=float, default=1.0, metavar="EPS", help="the ε a buggy run claims (default 1)")
@@ -278,11 +271,58 @@ def _add_privacy(sub: argparse._SubParsersAction) -> None:
                    help=f"attacks to run (default {','.join(ATTACKS)})")
     z.add_argument("--no-timing", action="store_true", help="do not time a tangent vs a non-linear shadow model")
     z.add_argument("--shadow-dir", metavar="DIR", help="where replica signals are cached (default --out)")
-    from audits.privacy.whitebox import add_whitebox_arguments
-
-    add_whitebox_arguments(p)
+    _add_whitebox_arguments(p)
     _common(p)
     p.set_defaults(func=run_privacy)
+
+
+# --------------------------------------------------------------------------------------
+# white-box: `privtangent audit privacy --white-box`
+# --------------------------------------------------------------------------------------
+def _add_whitebox_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("white-box canary audit (--white-box)")
+    g.add_argument("--white-box", dest="white_box", action="store_true",
+                   help="run the white-box gradient-canary audit of the DP training (a separate canary run per ε, "
+                        "every privatized update observed) instead of the black-box membership audit")
+    g.add_argument("--wb-canaries", dest="wb_canaries", type=int, default=WHITEBOX_CANARIES, metavar="M",
+                   help=f"gradient canaries m (default {WHITEBOX_CANARIES})")
+    g.add_argument("--wb-guesses", dest="wb_guesses", type=int, default=None, metavar="R",
+                   help="guesses r, fixed in advance (default: chosen per ε from m and the claim before the run: "
+                        "best simulated tightness with audit power ≥ 1.2× the claim)")
+    g.add_argument("--wb-data-limit", dest="wb_data_limit", type=int, default=WHITEBOX_DATA_LIMIT, metavar="N",
+                   help=f"training records in each canary run (default {WHITEBOX_DATA_LIMIT}; 0 = all); with the "
+                        "data's clipped sum subtracted the scores do not depend on them")
+    g.add_argument("--wb-bug", dest="wb_bug", choices=WHITEBOX_BUGS, default=None,
+                   help="inject a DP bug (a control of the audit itself: it must FAIL)")
+
+
+def run_whitebox(args: argparse.Namespace) -> int:
+    """``privtangent audit privacy --white-box``: writes ``OUT/canary_audit.json`` (+ CSV); exit 0 / 1.
+
+    The audited procedure is the black-box audit's (``default_dp_config``), with ``--epsilons``,
+    ``--delta`` and ``--dp-epochs``.
+    """
+    from audits.privacy.blackbox import default_dp_config
+    from audits.privacy.whitebox import run_whitebox_audit
+
+    epsilons = _floats(args.epsilons, "--epsilons")
+    if not 0 < args.delta < 1:
+        raise ConfigError(f"--delta: must lie in (0, 1), got {args.delta}")
+    m = _positive(args.wb_canaries, "--wb-canaries")
+    r = _positive(args.wb_guesses, "--wb-guesses")
+    limit = _positive(args.wb_data_limit, "--wb-data-limit", minimum=0)
+    if r is not None and r > m:
+        raise ConfigError(f"--wb-guesses ({r}) must not exceed --wb-canaries ({m})")
+    if args.dp_epochs is not None and not args.dp_epochs > 0:
+        raise ConfigError(f"--dp-epochs: must be > 0, got {args.dp_epochs}")
+    setup = _setup(args)
+    config = default_dp_config(delta=float(args.delta), **({"epochs": args.dp_epochs} if args.dp_epochs else {}))
+    result = run_whitebox_audit(setup["base"], setup["train"], config, num_canaries=m, num_guesses=r,
+                                confidence=args.confidence, seed=args.seed, epsilons=epsilons, bug=args.wb_bug,
+                                data_limit=limit or None, cache=_cache(), progress=setup["progress"],
+                                threads=args.threads)
+    return _finish(result, setup["out"], args.quiet, {"base_model": setup["base_record"],
+                                                      "data": setup["data_record"], "command": _command(args)})
 
 
 # --------------------------------------------------------------------------------------
@@ -290,7 +330,6 @@ def _add_privacy(sub: argparse._SubParsersAction) -> None:
 # --------------------------------------------------------------------------------------
 def run_unlearning(args: argparse.Namespace) -> int:
     from audits.unlearning import run_unlearning_audit
-    from privtangent.errors import ConfigError
     from privtangent.train import TrainConfig
 
     for flag, value, low in (("--shards", args.shards, 2), ("--data-size", args.data_size, 4),
@@ -303,14 +342,14 @@ def run_unlearning(args: argparse.Namespace) -> int:
     s = _setup(args)
     extra = {"base_model": s["base_record"], "data": s["data_record"], "command": _command(args)}
     if args.sharded_model is not None:
-        result = run_unlearning_audit(model_dir=args.sharded_model, num_shadows=args.shadows,
+        result = run_unlearning_audit(s["base"], model_dir=args.sharded_model, num_shadows=args.shadows,
                                       n_bootstrap=args.bootstrap, confidence=args.confidence, cache=_cache(),
                                       progress=s["progress"], threads=args.threads)
         return _finish(result, s["out"], args.quiet, extra)
     record = s["base_record"]
     config = TrainConfig(epochs=args.epochs) if args.epochs else TrainConfig()
     result = run_unlearning_audit(
-        s["base"], train=s["train"], test=s["test"], run_dir=s["out"], base_name=record["name"],
+        s["base"], s["train"], test=s["test"], run_dir=s["out"], base_name=record["name"],
         base_kwargs=dict(record["kwargs"]), num_shards=args.shards, data_size=args.data_size, num_forget=args.forget,
         num_never_seen=args.never_seen, num_shadows=args.shadows, train_config=config, mode=args.mode,
         n_bootstrap=args.bootstrap, confidence=args.confidence, seed=args.seed, cache=_cache(), progress=s["progress"],
@@ -358,8 +397,6 @@ def _add_unlearning(sub: argparse._SubParsersAction) -> None:
 def run_utility(args: argparse.Namespace) -> int:
     from audits.privacy.blackbox import default_dp_config
     from audits.utility import run_utility_audit
-    from privtangent.errors import ConfigError
-    from privtangent.tangent.regimes import REGIMES
 
     regimes = _names(args.regimes, "--regimes", tuple(REGIMES))
     epsilons = _floats(args.epsilons, "--epsilons")
@@ -435,8 +472,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one audit from ``argv``; exit status 0 / 1 / 2 (bad input) like ``privtangent``."""
-    from privtangent.errors import PrivtangentError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args._argv = argv
@@ -444,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except PrivtangentError as err:
         print(f"privtangent audit: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitStatus.BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -1,101 +1,97 @@
-"""The audit results file, ``report.json``: schema version, number rounding, reading/writing.
+"""What an audit returns: checks with a status, and the evidence behind them.
 
-Audits write it; ``reports`` renders it (and nothing else). Numbers are rounded once, here,
-to the precision a reviewer reads (``SIGNIFICANT`` digits), and ``format_number`` prints a
-rounded number the same way everywhere, so every number in report.json appears verbatim
-in report.html.
+- ``Check``: one release check (PASS / FAIL / SKIP) with a one-sentence reason;
+- ``AuditSection``: one audit's result — its section of the report (``body``: the evidence, as
+  typed rows, JSON-ready), its checks, and its ROC curves if it has any;
+- ``AuditResult``: the whole pre-release audit — every section and every check, the verdict.
+
+The pipeline builds them, ``audits.report_file`` writes them as report.json, and the report
+renders that file. Evidence rows are ``TypedDict``s (declared next to the audit that makes
+them), so they are plain dicts in JSON and typed for the reader of the code.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
-from privtangent.errors import PrivtangentError
-from privtangent.io.atomic import atomic_write_json
-
-SCHEMA = "privtangent-report"
-SCHEMA_VERSION = 1
-SIGNIFICANT = 4
-REQUIRED = ("schema", "schema_version", "title", "verdict", "checks")
+import pandas as pd
 
 
-class RunDirectoryError(PrivtangentError):
-    """A run directory is missing, incomplete or corrupt."""
+class Status(str, Enum):
+    """The outcome of one check."""
+
+    PASS = "PASS"  # the evidence is consistent with the claim (no violation found)
+    FAIL = "FAIL"  # the evidence contradicts the claim: the release gate closes
+    SKIP = "SKIP"  # not run, or could not decide (its reason says which)
+
+    def __str__(self) -> str:
+        return self.value
 
 
-def round_number(x: float) -> float | int | None:
-    """``x`` to ``SIGNIFICANT`` significant digits; NaN/∞ become None (JSON has no NaN)."""
-    if isinstance(x, bool) or isinstance(x, int):
-        return x
-    if not math.isfinite(x):
-        return None
-    return float(f"{x:.{SIGNIFICANT}g}")
+@dataclass(frozen=True)
+class Check:
+    """One release check: ``id`` is stable across runs (``dp-accounting-eps3``), ``section`` is the
+    report section holding its evidence, ``reason`` one plain sentence with the numbers."""
+
+    id: str
+    section: str
+    title: str
+    status: Status
+    reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
+
+    def to_dict(self) -> dict[str, str]:
+        return {"id": self.id, "section": self.section, "title": self.title, "status": self.status.value,
+                "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Check:
+        return cls(str(values["id"]), str(values.get("section", "")), str(values.get("title", values["id"])),
+                   Status(values["status"]), str(values.get("reason", "")))
 
 
-def round_numbers(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return round_number(obj)
-    if isinstance(obj, dict):
-        return {k: round_numbers(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [round_numbers(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
-        return round_numbers(obj.item())
-    return obj
+def verdict(checks: Iterable[Check]) -> Status:
+    """FAIL when any check failed, else PASS."""
+    return Status.FAIL if any(c.status is Status.FAIL for c in checks) else Status.PASS
 
 
-def format_number(x: Any) -> str:
-    """How a (rounded) number is printed in every report."""
-    if x is None:
-        return "n/a"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):
-        return str(x)
-    return f"{x:.{SIGNIFICANT}g}"
+@dataclass
+class AuditSection:
+    """One audit's result: ``body`` is its report section (JSON-ready evidence)."""
+
+    key: str  # the report section: "membership_inference", "canary_audit", "utility", "unlearning", ...
+    body: dict[str, Any]
+    checks: list[Check] = field(default_factory=list)
+    roc: pd.DataFrame | None = None  # columns curve, fpr, tpr
+
+    @property
+    def verdict(self) -> Status:
+        return verdict(self.checks)
 
 
-def write_report_json(run_dir: str | Path, report: dict[str, Any]) -> Path:
-    report = round_numbers({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **report})
-    validate(report)
-    return atomic_write_json(Path(run_dir) / "report.json", report, sort_keys=False)
+@dataclass
+class AuditResult:
+    """The whole audit: the sections in report order, and every check."""
+
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    rocs: list[pd.DataFrame] = field(default_factory=list)
+
+    def add(self, section: AuditSection) -> None:
+        """Merge an audit's section (a section may be filled by several audits)."""
+        self.sections.setdefault(section.key, {}).update(section.body)
+        self.checks.extend(section.checks)
+        if section.roc is not None:
+            self.rocs.append(section.roc)
+
+    @property
+    def verdict(self) -> Status:
+        return verdict(self.checks)
 
 
-def validate(report: Any) -> dict[str, Any]:
-    if not isinstance(report, dict):
-        raise RunDirectoryError("report.json must hold a JSON object")
-    missing = [k for k in REQUIRED if k not in report]
-    if missing:
-        raise RunDirectoryError(f"report.json lacks {', '.join(missing)}")
-    if report["schema"] != SCHEMA:
-        raise RunDirectoryError(f"report.json is not a privtangent report (schema {report['schema']!r})")
-    if report["schema_version"] != SCHEMA_VERSION:
-        raise RunDirectoryError(f"report.json has schema version {report['schema_version']}; this privtangent reads {SCHEMA_VERSION}")
-    if report["verdict"] not in ("PASS", "FAIL"):
-        raise RunDirectoryError(f"report.json verdict must be PASS or FAIL, got {report['verdict']!r}")
-    for i, check in enumerate(report["checks"]):
-        if not isinstance(check, dict) or check.get("status") not in ("PASS", "FAIL", "SKIP"):
-            raise RunDirectoryError(f"report.json checks[{i}] needs a status PASS, FAIL or SKIP")
-    return report
-
-
-def read_report_json(run_dir: str | Path) -> dict[str, Any]:
-    """The results of a run directory; a clear error when missing or corrupt."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunDirectoryError(f"run directory {run_dir} does not exist")
-    path = run_dir / "report.json"
-    if not path.is_file():
-        raise RunDirectoryError(f"{run_dir} is not a privtangent run directory (no report.json); run `privtangent audit --out {run_dir}` first")
-    try:
-        report = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise RunDirectoryError(f"{path} is corrupt: {err}") from None
-    return validate(report)
-
-
-def verdict(checks: list[dict[str, Any]]) -> str:
-    return "FAIL" if any(c["status"] == "FAIL" for c in checks) else "PASS"
+__all__ = ["AuditResult", "AuditSection", "Check", "Status", "verdict"]

@@ -1,23 +1,16 @@
-"""Shadow (reference) models for membership-inference audits, trained cheaply and cached.
+"""Shadow (reference) models for membership-inference audits: replicas of a procedure, trained and cached.
 
-An audit looks at a fixed **audit population** of N samples. Each of M **replicas** is a model
-trained by the audited procedure on a random subset of the population: every sample is in it
-independently with probability ½ (seeded; ``membership_masks``). The same procedure trains all
-of them — ``privtangent.train.fit`` for a ``TrainConfig``, ``privtangent.dp.training.fit_dp``
-for a ``DPConfig`` — so a replica is exactly what the procedure would release. LiRA then
-attacks each replica with the others as its shadow models (leave-one-out), which is how
-Carlini et al. (2022) evaluate it.
+Each of M replicas is trained by the audited procedure on a random half of the audit population
+(``audits.population``) — ``privtangent.train.fit`` for a ``TrainConfig``,
+``privtangent.dp.training.fit_dp`` for a ``DPConfig`` — so a replica is exactly what the
+procedure would release. LiRA then attacks each replica with the others as its shadow models
+(leave-one-out), which is how Carlini et al. (2022) evaluate it.
 
-Why shadows are cheap here:
-
-- **One prefix pass for all of them.** The frozen prefix of the base model is computed once for
-  the whole population (``PopulationFeatureCache``); every replica's training subset is served
-  as rows of that tensor instead of running the prefix again (a subset of the population has
-  another content hash, so a plain ``FeatureCache`` would miss).
-- **Signals computed once.** Each replica's logits on the whole population (and on optional
-  extra samples, e.g. the RMIA population z) are stored with the membership masks in one
-  safetensors file under ``RUN_DIR/shadows/`` (never pickle); a later run with the same
-  procedure, population, base model and seeds loads them instead of training.
+Why shadows are cheap here: the frozen prefix is computed once for the whole population
+(``PopulationFeatureCache``), and each replica's logits on the population (and on optional
+extra samples, e.g. the RMIA population z) are stored with the membership masks in one
+safetensors file under ``RUN_DIR/shadows/`` (never pickle); a later run with the same
+procedure, population, base model and seeds loads them instead of training.
 
 Randomness: the membership masks come from ``seed``; every replica uses the procedure's own
 training seed (head initialization, data order), because an auditor may know it and DP must
@@ -29,226 +22,33 @@ source instead.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from audits.population import Population, membership_masks, shared_cache
 from privtangent.data.dataset import LabeledData
+from privtangent.dp.config import DPConfig
+from privtangent.dp.training import fit_dp, resolve_noise
 from privtangent.errors import ConfigError
 from privtangent.features import FeatureCache
 from privtangent.io.atomic import atomic_write_bytes, atomic_write_json
 from privtangent.io.hashing import sha256_bytes, tensor_hash
+from privtangent.progress import Progress
 from privtangent.train import TrainConfig, fit, predict_logits, prepare_model
 
-__all__ = [
-    "FORMAT",
-    "Population",
-    "PopulationFeatureCache",
-    "Procedure",
-    "ShadowSet",
-    "TrainedReplica",
-    "describe_procedure",
-    "limit_threads",
-    "torch_threads",
-    "is_dp",
-    "make_population",
-    "membership_masks",
-    "procedure_output",
-    "resolve_procedure",
-    "time_shadow_training",
-    "train_replica",
-    "train_shadows",
-]
-
 FORMAT = "privtangent-shadows/1"
-
-try:  # the DP trainer is optional for non-private audits
-    from privtangent.dp.training import DPConfig
-except ImportError:  # pragma: no cover - the DP package is part of privtangent
-    DPConfig = None  # type: ignore[assignment,misc]
-
-Procedure = Union[TrainConfig, "DPConfig"]
+Procedure = TrainConfig | DPConfig
 
 
-# --------------------------------------------------------------------------------------
-# threads
-# --------------------------------------------------------------------------------------
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run with ``torch.set_num_threads(threads)`` (None: leave it), restoring it afterwards.
-
-    Measured on a loaded 2-core machine: the same audit took 10 s with one thread and 306 s
-    with two (intra-op threads spin against each other and other processes). The audits'
-    models are small, so one thread is the default of every ``run_*_audit``.
-    """
-    if threads is None:
-        yield
-        return
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ConfigError(f"threads must be an integer ≥ 1 or None, got {threads!r}")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def limit_threads(fn: Callable) -> Callable:
-    """Add a keyword argument ``threads`` (default 1; None leaves torch's setting) to ``fn``."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, threads: int | None = 1, **kwargs):
-        with torch_threads(threads):
-            return fn(*args, **kwargs)
-
-    sig = inspect.signature(fn)
-    extra = inspect.Parameter("threads", inspect.Parameter.KEYWORD_ONLY, default=1, annotation="int | None")
-    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), extra])
-    return wrapper
-
-
-# --------------------------------------------------------------------------------------
-# the audit population
-# --------------------------------------------------------------------------------------
-@dataclass
-class Population:
-    """The audited samples: ``data`` (canary labels applied), which are canaries, true labels."""
-
-    data: LabeledData
-    is_canary: Tensor  # bool (N,)
-    true_labels: Tensor  # int64 (N,), the labels before the canaries' were changed
-    seed: int
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    @property
-    def num_canaries(self) -> int:
-        return int(self.is_canary.sum())
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.data.name, "size": len(self.data), "num_canaries": self.num_canaries,
-                "canaries": "population samples whose label was replaced by a uniformly drawn wrong class "
-                            "(a model that memorizes them predicts the wrong class)",
-                "seed": self.seed, "content_sha256": self.data.content_hash()}
-
-
-def make_population(data: LabeledData, size: int, num_canaries: int = 0, seed: int = 0,
-                    name: str | None = None) -> Population:
-    """``size`` samples of ``data`` drawn without replacement (seeded), the first
-    ``num_canaries`` of them (in that random order) relabelled with a wrong class.
-
-    Mislabelled samples are the standard black-box canaries: a model that is not private
-    memorizes them, and whether it did is visible in its output.
-    """
-    for label, value in (("population size", size), ("number of canaries", num_canaries)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{label} must be an integer, got {value!r}")
-    if size < 8:
-        raise ConfigError(f"population size must be at least 8, got {size}")
-    if size > len(data):
-        raise ConfigError(f"population size {size} exceeds the {len(data)} samples of {data.name}")
-    if not 0 <= num_canaries <= size:
-        raise ConfigError(f"number of canaries must lie in [0, population size {size}], got {num_canaries}")
-    if data.num_classes < 2 and num_canaries:
-        raise ConfigError(f"{data.name}: canaries need at least 2 classes")
-    generator = torch.Generator().manual_seed(int(seed))
-    index = torch.randperm(len(data), generator=generator)[:size]
-    chosen = data.subset(index)
-    is_canary = torch.zeros(size, dtype=torch.bool)
-    is_canary[:num_canaries] = True
-    labels = chosen.labels.clone()
-    if num_canaries:
-        shift = torch.randint(1, data.num_classes, (num_canaries,), generator=generator)
-        labels[is_canary] = (labels[is_canary] + shift) % data.num_classes
-    pop = LabeledData(chosen.images, labels, chosen.ids, list(chosen.classes),
-                      name or f"{data.name} audit population ({size}, {num_canaries} canaries)")
-    return Population(pop, is_canary, chosen.labels.clone(), int(seed))
-
-
-def membership_masks(num_models: int, size: int, seed: int = 0) -> Tensor:
-    """(M, N) bool: sample n is in replica m's training set, independently with probability ½.
-
-    Every row has at least one member and one non-member (redrawn otherwise; with N ≥ 8 this
-    almost never happens).
-    """
-    if isinstance(num_models, bool) or not isinstance(num_models, int) or num_models < 1:
-        raise ConfigError(f"number of models must be an integer ≥ 1, got {num_models!r}")
-    generator = torch.Generator().manual_seed(int(seed) * 7919 + 17)
-    rows = []
-    while len(rows) < num_models:
-        row = torch.rand(size, generator=generator) < 0.5
-        if 0 < int(row.sum()) < size:
-            rows.append(row)
-    return torch.stack(rows)
-
-
-# --------------------------------------------------------------------------------------
-# the shared prefix features
-# --------------------------------------------------------------------------------------
-class PopulationFeatureCache(FeatureCache):
-    """A ``FeatureCache`` that serves any row-subset of known data sets from their features.
-
-    ``universes`` are the data sets whose subsets will be asked for (the audit population,
-    an RMIA reference set, a test split). Asked for ``data`` whose IDs all belong to one
-    universe and whose images are that universe's rows, it returns those rows of the
-    universe's features (computed once, by ``inner``); anything else goes to ``inner``.
-    ``subset_hits`` counts the prefix passes saved.
-    """
-
-    def __init__(self, universes: Sequence[LabeledData], inner: FeatureCache | None = None) -> None:
-        inner = inner if inner is not None else FeatureCache()
-        super().__init__(inner.directory, inner.batch_size)
-        self.inner = inner
-        self.universes = list(universes)
-        self._positions = [{int(i): k for k, i in enumerate(u.ids.tolist())} for u in self.universes]
-        self.subset_hits = 0
-
-    def _rows(self, data: LabeledData) -> tuple[int, Tensor] | None:
-        ids = data.ids.tolist()
-        for u, (universe, position) in enumerate(zip(self.universes, self._positions)):
-            if ids and all(int(i) in position for i in ids):
-                rows = torch.tensor([position[int(i)] for i in ids], dtype=torch.long)
-                if torch.equal(universe.images[rows], data.images):
-                    return u, rows
-        return None
-
-    def features(self, model: nn.Module, start: int, data: LabeledData, progress: bool = False) -> Tensor:
-        found = self._rows(data) if len(data) else None
-        if found is None:
-            return self.inner.features(model, start, data, progress=progress)
-        u, rows = found
-        full = self.inner.features(model, start, self.universes[u], progress=progress)
-        if len(rows) == len(self.universes[u]) and torch.equal(rows, torch.arange(len(rows))):
-            return full
-        self.subset_hits += 1
-        return full[rows]
-
-
-def _shared_cache(universes: Sequence[LabeledData], cache: FeatureCache | None) -> PopulationFeatureCache:
-    """A PopulationFeatureCache over ``universes`` that shares ``cache``'s computed features."""
-    if isinstance(cache, PopulationFeatureCache):
-        return PopulationFeatureCache(universes, cache.inner)
-    return PopulationFeatureCache(universes, cache)
-
-
-# --------------------------------------------------------------------------------------
-# procedures
-# --------------------------------------------------------------------------------------
 def is_dp(procedure: Any) -> bool:
-    return DPConfig is not None and isinstance(procedure, DPConfig)
+    return isinstance(procedure, DPConfig)
 
 
 def _check_procedure(procedure: Any) -> None:
@@ -266,8 +66,6 @@ def resolve_procedure(procedure: Procedure, dataset_size: int) -> Procedure:
     so that M replicas do not calibrate M times; anything else is returned as is."""
     _check_procedure(procedure)
     if is_dp(procedure) and procedure.noise_multiplier is None:
-        from privtangent.dp.training import resolve_noise
-
         sigma, _ = resolve_noise(procedure, dataset_size)
         return procedure.replace(target_epsilon=None, noise_multiplier=float(sigma))
     return procedure
@@ -297,8 +95,6 @@ def train_replica(base: nn.Module, data: LabeledData, procedure: Procedure, cach
     _check_procedure(procedure)
     start = time.perf_counter()
     if is_dp(procedure):
-        from privtangent.dp.training import fit_dp
-
         config = procedure if noise_seed is None else procedure.replace(noise_seed=int(noise_seed))
         result = fit_dp(base, data, config, cache=cache, progress=False)
         return TrainedReplica(result.model, time.perf_counter() - start, dict(result.metrics), result.manifest)
@@ -433,10 +229,11 @@ def train_shadows(base: nn.Module, population: LabeledData | Population, procedu
         if loaded is not None:
             return loaded
     universes = [data] + ([extra] if extra is not None else [])
-    shared = _shared_cache(universes, cache)
+    shared = shared_cache(universes, cache)
     output = procedure_output(resolved)
     logits, extra_logits, seconds, manifests = [], [], [], []
-    for i in tqdm(range(m), desc=desc or "training shadow models", disable=not progress, unit="model"):
+    bar = Progress(m, desc or "training shadow models", unit="model", enabled=progress)
+    for i in range(m):
         subset = data.subset(member[i], f"{data.name} replica {i}")
         replica = train_replica(base, subset, resolved, shared, noise_seeds[i])
         model = replica.model
@@ -444,10 +241,12 @@ def train_shadows(base: nn.Module, population: LabeledData | Population, procedu
         if extra is not None:
             extra_logits.append(predict_logits(model, shared.features(model.base, model.start, extra), output).float())
         seconds.append(replica.seconds)
+        bar.update()
         if replica.manifest is not None:
             manifests.append(_jsonable({k: replica.manifest.get(k) for k in (
                 "epsilon", "epsilon_rdp", "delta", "noise_multiplier", "max_grad_norm", "sample_rate", "steps",
                 "accountant", "dataset_size", "noise_seeded")}))
+    bar.close()
     shadows = ShadowSet(logits=torch.stack(logits), member=member.clone(), labels=data.labels.clone(),
                         ids=data.ids.clone(), extra_logits=torch.stack(extra_logits) if extra is not None else None,
                         seconds=seconds, procedure=_jsonable(describe_procedure(resolved)), key=key,
@@ -475,7 +274,7 @@ def time_shadow_training(base: nn.Module, population: LabeledData | Population, 
     data = population.data if isinstance(population, Population) else population
     config = config or TrainConfig()
     half = data.subset(membership_masks(1, len(data), seed)[0], f"{data.name} half")
-    shared = _shared_cache([data], cache)
+    shared = shared_cache([data], cache)
     tangent = TrainConfig.recipe(tangent=True, regime=config.regime, blocks=config.blocks, epochs=config.epochs,
                                  batch_size=config.batch_size, seed=config.seed, reset=config.reset)
     nonlinear = TrainConfig.recipe(tangent=False, regime=config.regime, blocks=config.blocks, epochs=config.epochs,
@@ -509,3 +308,7 @@ def time_shadow_training(base: nn.Module, population: LabeledData | Population, 
     }
     out["tangent_over_nonlinear"] = out["tangent_seconds"] / max(out["nonlinear_seconds"], 1e-12)
     return out
+
+
+__all__ = ["FORMAT", "Procedure", "ShadowSet", "TrainedReplica", "describe_procedure", "is_dp", "procedure_output",
+           "resolve_procedure", "time_shadow_training", "train_replica", "train_shadows"]

@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from audits.privacy.blackbox import run_privacy_audit
-    from audits.shadows import make_population, time_shadow_training, torch_threads
+    from audits.population import make_population
+    from audits.shadows import time_shadow_training
+    from privtangent.threads import torch_threads
     from privtangent.data import load_task
     from privtangent.features import FeatureCache
     from privtangent.models import pretrained_base

@@ -40,7 +40,8 @@ def tune(args: argparse.Namespace) -> None:
     import torch
 
     from privtangent.data import load_task
-    from privtangent.dp.training import DPConfig, fit_dp
+    from privtangent.dp.config import DPConfig
+from privtangent.dp.training import fit_dp
     from privtangent.features import FeatureCache
     from privtangent.models import pretrained_base
 

@@ -38,20 +38,20 @@ from audits.privacy import whitebox as wb  # noqa: E402
 
 
 def load() -> tuple:
-    from audits.pipeline import _first_n_shuffled
+    from privtangent.inputs import random_subset
     from privtangent.data import load_task
     from privtangent.features import FeatureCache
     from privtangent.models import pretrained_base
     from privtangent.models.pretrain import cache_dir
 
     base, _ = pretrained_base(progress=False)
-    train = _first_n_shuffled(load_task("fashion-near", "train"), 2000, 0)  # the main job's training set
-    test = _first_n_shuffled(load_task("fashion-near", "test"), 1000, 1)
+    train = random_subset(load_task("fashion-near", "train"), 2000, 0)  # the main job's training set
+    test = random_subset(load_task("fashion-near", "test"), 1000, 1)
     return base, train, test, FeatureCache(cache_dir() / "features")
 
 
 def dp_config():
-    from privtangent.dp.training import DPConfig
+    from privtangent.dp.config import DPConfig
 
     return DPConfig(reset=True)  # the main job's DP training (full-batch DP-GD, 50 steps, C = 1)
 

@@ -1,4 +1,24 @@
-"""Errors that mean "the user gave bad input". The CLI maps them to exit status 2."""
+"""What can go wrong, and the exit status each outcome gives every ``privtangent`` command.
+
+- ``PrivtangentError`` (and subclasses): the user gave bad input; the message names the
+  input (file, field or flag) and, where possible, the fix. Exit status 2, nothing written.
+- A check of an audit failed: exit status 1. Only a failed check ever exits 1.
+- Anything else (a bug, a crash in a library): an internal error, exit status 3.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """The exit statuses of every ``privtangent`` command."""
+
+    OK = 0  # all checks passed (or the command succeeded)
+    CHECK_FAILED = 1  # an audit check failed: the release gate closes
+    BAD_INPUT = 2  # the user's input is invalid; nothing was written
+    INTERNAL_ERROR = 3  # a crash; never reported as a failed check
+    INTERRUPTED = 130  # Ctrl-C
 
 
 class PrivtangentError(Exception):

@@ -1,11 +1,74 @@
-"""``privtangent report RUN_DIR``: re-render a run's compliance report without retraining."""
+"""``privtangent audit`` (the main job, and the per-audit subcommands) and ``privtangent report``.
+
+``privtangent audit [--config FILE] --out DIR`` trains, attacks, forgets and audits, then
+renders the compliance report into DIR. ``privtangent audit privacy|unlearning|utility`` run
+one audit each (``audits.cli``). ``privtangent report RUN_DIR`` re-renders a run's report
+without retraining. Both register through the ``privtangent.commands`` entry points, so the
+core never imports this layer. Exit status: 0 all checks pass, 1 a check failed, 2 bad input
+(nothing is written), 3 internal error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+
+from audits.cli import add_audit_subcommands
+from privtangent.errors import ConfigError, ExitStatus
+
+AUDIT_DESCRIPTION = """\
+Run the pre-release audit and write the compliance report.
+
+With no --config it audits the embedded default end to end (a small ViT pretrained on
+Fashion-MNIST 0-4, fine-tuned as a tangent model on Fashion-MNIST 5-9): DP training at
+eps in {1, 3, 8}, the regime comparison, shard composition and a forget request, the
+black-box membership audit, the white-box canary audit, the unlearning audit, and the
+report (report.html, report.pdf, report.json, CSV tables, plots) in --out.
+
+A config file (YAML, TOML or JSON) audits your own model: see configs/example.yaml.
+
+exit status: 0 all checks pass, 1 a check failed, 2 bad input (nothing written), 3 internal error"""
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register_audit(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("audit", help="run the pre-release audit and write the compliance report",
+                       description=AUDIT_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="FILE", help="YAML/TOML/JSON config (default: the embedded default)")
+    p.add_argument("--out", metavar="DIR", help="output directory (created; required)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or stage log")
+    p.add_argument("--json", action="store_true", help="print the verdict and checks as JSON on stdout")
+    p.add_argument("--no-pdf", action="store_true", help="skip report.pdf")
+    p.set_defaults(func=run_audit_command)
+    add_audit_subcommands(p.add_subparsers(dest="audit_command", metavar="AUDIT", required=False))
+
+
+def run_audit_command(args: argparse.Namespace) -> int:
+    from audits.pipeline import AUDIT_DEFAULTS, run_audit
+    from privtangent.config.schema import load_config
+    from reports.render import render_run
+
+    if args.out is None:
+        raise ConfigError("--out DIR is required: the directory the report is written to")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory")
+    config = load_config(args.config, AUDIT_DEFAULTS)  # validated before anything is written
+    quiet = args.quiet or args.json
+    log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    report = run_audit(config, out, progress=not quiet, log=log, command="privtangent " + " ".join(sys.argv[1:]))
+    paths = render_run(out, pdf=not args.no_pdf)
+    failed = sum(c["status"] == "FAIL" for c in report["checks"])
+    if args.json:
+        print(json.dumps({"verdict": report["verdict"], "checks": report["checks"], "out": str(out)}, indent=2))
+    elif not args.quiet:
+        print(f"verdict: {report['verdict']}  ({failed} failed of {len(report['checks'])} checks)\n"
+              f"report: {paths['html']}")
+    return ExitStatus.CHECK_FAILED if failed else ExitStatus.OK
+
+
+def register_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
         help="re-render a run directory's compliance report (HTML, PDF, CSV, plots)",
@@ -15,12 +78,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by `privtangent audit --out`")
     p.add_argument("--no-pdf", action="store_true", help="skip the PDF")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run_report_command)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_report_command(args: argparse.Namespace) -> int:
     from reports.render import render_run
 
     paths = render_run(args.run_dir, pdf=not args.no_pdf)
     print(f"wrote {paths['html']}" + (f" and {paths['pdf']}" if "pdf" in paths else ""))
-    return 0
+    return ExitStatus.OK
+
+
+__all__ = ["register_audit", "register_report", "run_audit_command", "run_report_command"]

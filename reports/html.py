@@ -12,7 +12,7 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
-from audits.results import format_number
+from audits.report_file import format_number
 
 SECTIONS = [
     ("dp_statement", "Differential-privacy statement",

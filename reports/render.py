@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from audits.results import RunDirectoryError, read_report_json
+from audits.report_file import RunDirectoryError, read_report_json
 from privtangent.io.atomic import atomic_write_bytes, atomic_write_text
 from reports import browser, plots
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from audits.cli import add_audit_subcommands, main, write_section
+from audits.results import AuditSection, Check, Status
 from audits.utility import run_utility_audit, utility_checks, utility_rows
 
 
@@ -53,11 +54,10 @@ def test_bad_input_exits_2(argv, message, tmp_path, capsys):
 
 
 def test_write_section_tables_and_nan(tmp_path):
-    result = {"section": "utility", "checks": [{"id": "x", "section": "utility", "title": "t", "status": "FAIL",
-                                                 "reason": "r"}],
-              "body": {"rows": [{"regime": "fc", "epsilon": 1.0, "ours": float("nan"), "reg": 0.5}],
-                       "one_run": {"rows": [{"a": 1}]}, "note": "text"},
-              "roc": pd.DataFrame({"curve": ["c"], "fpr": [0.0], "tpr": [1.0]})}
+    result = AuditSection("utility", {"rows": [{"regime": "fc", "epsilon": 1.0, "ours": float("nan"), "reg": 0.5}],
+                                      "one_run": {"rows": [{"a": 1}]}, "note": "text"},
+                          [Check("x", "utility", "t", Status.FAIL, "r")],
+                          pd.DataFrame({"curve": ["c"], "fpr": [0.0], "tpr": [1.0]}))
     names = sorted(p.name for p in write_section(result, tmp_path))
     assert names == ["utility-one-run.csv", "utility-roc.csv", "utility.csv", "utility.json"]
     doc = json.loads((tmp_path / "utility.json").read_text())  # strict JSON: NaN written as null
@@ -71,10 +71,10 @@ def test_utility_checks_fail_at_chance():
     rows = utility_rows(cells)
     assert rows[0]["ours"] == pytest.approx(0.65) and rows[0]["seeds"] == 2
     assert rows[0]["ours_std"] == pytest.approx(math.sqrt(0.005))
-    assert utility_checks(rows, 5, 2)[0]["status"] == "PASS"
-    assert "Ours ≥ Reg in 1 of 1" in utility_checks(rows, 5, 2)[0]["reason"]
+    assert utility_checks(rows, 5, 2)[0].status == "PASS"
+    assert "Ours ≥ Reg in 1 of 1" in utility_checks(rows, 5, 2)[0].reason
     rows[0]["reg"] = 0.2
-    assert utility_checks(rows, 5, 2)[0]["status"] == "FAIL"
+    assert utility_checks(rows, 5, 2)[0].status == "FAIL"
 
 
 def test_utility_audit_tiny(near_small):
@@ -83,17 +83,17 @@ def test_utility_audit_tiny(near_small):
     train, test = near_small
     result = run_utility_audit(make_tiny_vit(), train=train, test=test, regimes=("fc", "bitfit"), epsilons=(8,),
                                train_size=64, test_size=64, include_nonprivate=True)
-    assert result["section"] == "utility" and result["roc"] is None
-    rows = result["body"]["rows"]
+    assert result.key == "utility" and result.roc is None
+    rows = result.body["rows"]
     assert [(r["regime"], r["epsilon"]) for r in rows] == [("fc", 8.0), ("bitfit", 8.0), ("fc", None), ("bitfit", None)]
     assert all(0 <= r["ours"] <= 1 and 0 <= r["reg"] <= 1 for r in rows)
-    assert len(result["body"]["cells"]) == 8 and result["checks"][0]["id"] == "utility-dp-above-chance"
+    assert len(result.body["cells"]) == 8 and result.checks[0].id == "utility-dp-above-chance"
 
 
 def test_utility_audit_runs_the_regime_grid(base_model):
     """No data given: the regime comparison's own ``run_grid`` runs the cells."""
     result = run_utility_audit(base_model, regimes=("fc",), epsilons=(8,), train_size=64, test_size=100)
-    body = result["body"]
+    body = result.body
     assert body["source"] == "privtangent.experiments.regimes.run_grid"
     assert [(r["regime"], r["epsilon"]) for r in body["rows"]] == [("fc", 8.0)]
     assert 0.2 < body["rows"][0]["ours"] <= 1 and 0.2 < body["rows"][0]["reg"] <= 1  # fractions, not %

@@ -16,13 +16,10 @@ from audits.privacy.blackbox import (
     headline_attack,
     run_privacy_audit,
 )
-from audits.shadows import (
-    PopulationFeatureCache,
-    ShadowSet,
-    make_population,
-    membership_masks,
-    train_shadows,
-)
+from audits.population import PopulationFeatureCache, make_population, membership_masks
+from audits.shadows import ShadowSet, train_shadows
+from audits.results import AuditSection
+from privtangent.data import load_task
 from privtangent.errors import ConfigError
 from privtangent.features import FeatureCache
 from privtangent.train import TrainConfig
@@ -31,6 +28,10 @@ from tests.conftest import make_tiny_vit
 ROW_KEYS = {"model", "epsilon_claimed", "auc", "auc_ci_lo", "auc_ci_hi", "tpr_at_fpr_0_1pct", "tpr_at_fpr_1pct",
             "epsilon_lb", "audit_power", "method", "status"}
 CHECK_KEYS = {"id", "section", "title", "status", "reason"}
+
+
+def DEFAULT_TRAIN():  # noqa: N802 - the embedded default's audit data, as the main job draws populations from it
+    return load_task("fashion-near", "train", limit=2000)
 
 
 def synthetic_shadows(num_models: int, n: int, k: int = 5, signal: float = 0.0, seed: int = 0) -> ShadowSet:
@@ -77,23 +78,23 @@ def test_guess_rule_and_headline_attack():
 def test_random_guessing_bound_is_zero_and_a_real_signal_fails():
     null = analyze_replicas("noise", 1.0, synthetic_shadows(6, 400), np.ones(400, bool), n_bootstrap=100)
     assert null.row["epsilon_lb"] < 0.2
-    assert null.check["status"] == "PASS"
+    assert null.check.status == "PASS"
     assert null.row["auc_ci_lo"] < 0.5 < null.row["auc_ci_hi"]
     leaky = analyze_replicas("leaky", 1.0, synthetic_shadows(6, 400, signal=4.0), np.ones(400, bool), n_bootstrap=100)
-    assert leaky.row["epsilon_lb"] > 1.5 and leaky.check["status"] == "FAIL"
+    assert leaky.row["epsilon_lb"] > 1.5 and leaky.check.status == "FAIL"
     assert leaky.row["audit_power"] >= leaky.row["epsilon_lb"]
     assert leaky.one_run_row["num_correct"] > 0.9 * leaky.one_run_row["num_guesses"]
     reference = analyze_replicas("ref", None, synthetic_shadows(6, 400, signal=4.0), np.ones(400, bool), n_bootstrap=50)
-    assert reference.check["id"] == "mia-positive-control" and reference.check["status"] == "PASS"
+    assert reference.check.id == "mia-positive-control" and reference.check.status == "PASS"
     blind = analyze_replicas("blind", None, synthetic_shadows(6, 400), np.ones(400, bool), n_bootstrap=50)
-    assert blind.check["status"] == "SKIP" and "inconclusive" in blind.check["reason"]
+    assert blind.check.status == "SKIP" and "inconclusive" in blind.check.reason
 
 
 # --------------------------------------------------------------------------------------
 # shadows on a tiny ViT: shared prefix features, disk cache, DP replicas
 # --------------------------------------------------------------------------------------
 def test_shadows_share_features_and_are_cached(near_small, tmp_path):
-    from privtangent.dp.training import DPConfig
+    from privtangent.dp.config import DPConfig
 
     train, _ = near_small
     model = make_tiny_vit()
@@ -119,7 +120,7 @@ def test_shadows_share_features_and_are_cached(near_small, tmp_path):
 
 
 def test_return_contract_all_attacks_tiny(near_small, tmp_path):
-    from privtangent.dp.training import DPConfig
+    from privtangent.dp.config import DPConfig
 
     train, test = near_small
     model = make_tiny_vit()
@@ -127,17 +128,17 @@ def test_return_contract_all_attacks_tiny(near_small, tmp_path):
                AuditTarget("DP ε=8", DPConfig(target_epsilon=8.0, epochs=2), 8.0)]
     result = run_privacy_audit(model, train=train, test=test, targets=targets, population_size=48, num_canaries=12,
                                num_models=3, n_bootstrap=50, run_dir=tmp_path, rmia_population=40)
-    assert set(result) == {"section", "body", "checks", "roc"}
-    assert result["section"] == "membership_inference"
-    body = result["body"]
+    assert isinstance(result, AuditSection)
+    assert result.key == "membership_inference"
+    body = result.body
     assert [set(r) for r in body["rows"]] == [ROW_KEYS, ROW_KEYS]
     assert {r["attack"] for r in body["attacks"]} == {"LiRA online", "LiRA offline", "LOSS", "RMIA"}
     assert {"rows", "guess_rule"} <= set(body["one_run"]) and len(body["one_run"]["rows"]) == 2
     assert {"tangent_seconds", "nonlinear_seconds", "nonlinear_uncached_seconds"} <= set(body["shadow_timing"])
-    assert all(set(c) == CHECK_KEYS and c["section"] == "membership_inference" for c in result["checks"])
-    assert [c["id"] for c in result["checks"]] == ["mia-positive-control", "mia-eps8"]
-    assert list(result["roc"].columns) == ["curve", "fpr", "tpr"]
-    assert set(result["roc"].curve) == {"reference", "DP ε=8"}
+    assert all(set(c.to_dict()) == CHECK_KEYS and c.section == "membership_inference" for c in result.checks)
+    assert [c.id for c in result.checks] == ["mia-positive-control", "mia-eps8"]
+    assert list(result.roc.columns) == ["curve", "fpr", "tpr"]
+    assert set(result.roc.curve) == {"reference", "DP ε=8"}
     json.dumps(body)  # JSON-ready
     with pytest.raises(ConfigError, match="≥ 3"):
         run_privacy_audit(model, train=train, test=test, targets=targets, num_models=2)
@@ -149,13 +150,13 @@ def test_return_contract_all_attacks_tiny(near_small, tmp_path):
 def test_overfit_nonprivate_model_bound_far_above_one(base_model, tmp_path):
     """Few samples, many epochs, half of them mislabelled canaries: a non-private model memorizes them."""
     overfit = AuditTarget("overfit TAFT", TrainConfig(epochs=30, schedule="constant", weight_decay=0.0), 1.0)
-    result = run_privacy_audit(base_model, targets=[overfit], population_size=256, num_canaries=128, num_models=4,
+    result = run_privacy_audit(base_model, DEFAULT_TRAIN(), targets=[overfit], population_size=256, num_canaries=128, num_models=4,
                                attacks=("lira-offline",), n_bootstrap=100, measure_timing=False, run_dir=tmp_path)
-    row = result["body"]["rows"][0]
+    row = result.body["rows"][0]
     assert row["auc"] > 0.8
     assert row["epsilon_lb"] >= 2.5, row
     assert row["audit_power"] >= row["epsilon_lb"]
-    assert result["checks"][0]["status"] == "FAIL"
+    assert result.checks[0].status == "FAIL"
 
 
 def test_broken_dp_fails_and_correct_dp_passes_cli(base_model, tmp_path):
@@ -187,14 +188,15 @@ def test_clip_off_fails(base_model, tmp_path):
     gradient norms are only a few times C. At 128 samples / 4 replicas the bound reached 0.9995;
     this size reached 1.36 (one run each)."""
     target = broken_target("clip-off", 1.0, dataset_size=128)
-    result = run_privacy_audit(base_model, targets=[target], population_size=256, num_canaries=128, num_models=6,
+    result = run_privacy_audit(base_model, DEFAULT_TRAIN(), targets=[target], population_size=256, num_canaries=128, num_models=6,
                                attacks=("lira-offline",), n_bootstrap=100, measure_timing=False, run_dir=tmp_path)
-    assert result["checks"][0]["status"] == "FAIL", result["checks"][0]
+    assert result.checks[0].status == "FAIL", result.checks[0]
 
 
 @pytest.mark.slow
 def test_default_audit_embedded(base_model, tmp_path):
     """The default sizes, as the main job runs them: ε ∈ {1, 3, 8} pass, the reference is detected."""
-    result = run_privacy_audit(base_model, run_dir=tmp_path)
-    status = {c["id"]: c["status"] for c in result["checks"]}
+    result = run_privacy_audit(base_model, DEFAULT_TRAIN(), test=load_task("fashion-near", "test", limit=1000),
+                               run_dir=tmp_path)
+    status = {c.id: c.status for c in result.checks}
     assert status == {"mia-positive-control": "PASS", "mia-eps1": "PASS", "mia-eps3": "PASS", "mia-eps8": "PASS"}

@@ -7,15 +7,19 @@ import json
 
 import pytest
 
-from audits.shadows import torch_threads
+from audits.results import AuditSection
 from audits.unlearning import audit_unlearning, build_unlearning_scenario, exactness_rows
+from privtangent.data import load_task
+from privtangent.threads import torch_threads
 
 
 @pytest.fixture(scope="module")
 def scenario(base_model, tmp_path_factory):
     """The embedded default: 2 shards of 320 samples, 32 mislabelled canaries in shard 0, forgotten."""
     with torch_threads(1):
-        return build_unlearning_scenario(base_model, run_dir=tmp_path_factory.mktemp("unlearning"))
+        return build_unlearning_scenario(base_model, load_task("fashion-near", "train", limit=2000),
+                                         test=load_task("fashion-near", "test", limit=1000),
+                                         run_dir=tmp_path_factory.mktemp("unlearning"))
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +28,7 @@ def audited(scenario, base_model):
 
 
 def statuses(result):
-    return {c["id"]: c["status"] for c in result["checks"]}
+    return {c.id: c.status for c in result.checks}
 
 
 def copy_scenario(scenario, tmp_path):
@@ -35,9 +39,9 @@ def copy_scenario(scenario, tmp_path):
 
 
 def test_audit_passes_after_shard_removal(audited, scenario):
-    assert audited["section"] == "unlearning" and set(audited) == {"section", "body", "checks", "roc"}
+    assert audited.key == "unlearning" and isinstance(audited, AuditSection)
     assert statuses(audited) == {"unlearning-exact": "PASS", "unlearning-ledger": "PASS", "unlearning-mia": "PASS"}
-    body = audited["body"]
+    body = audited.body
     assert all(r["status"] == "PASS" for r in body["exactness"])
     before, after, never = body["mia_before_after"]
     assert [before["label"], after["label"], never["label"]] == ["forgotten, before removal", "forgotten, after removal",
@@ -50,7 +54,7 @@ def test_audit_passes_after_shard_removal(audited, scenario):
     labels = [r["label"] for r in body["accuracy"]]
     assert labels == ["before removal", "after removal"]
     assert all(0.5 < r["test_accuracy"] <= 1 and 0.5 < r["retained_accuracy"] <= 1 for r in body["accuracy"])
-    assert audited["roc"] is None  # the report's ROC figure is the black-box audit's
+    assert audited.roc is None  # the report's ROC figure is the black-box audit's
     json.dumps(body)
 
 
@@ -65,10 +69,10 @@ def test_audit_fails_when_removed_shard_is_secretly_kept(scenario, base_model, t
                     {"kind": manifest["kind"], "state": manifest["state"]}, name="model")
     result = audit_unlearning(copy, base_model, n_bootstrap=200)
     assert statuses(result) == {"unlearning-exact": "FAIL", "unlearning-ledger": "FAIL", "unlearning-mia": "FAIL"}
-    rows = {r["check"]: r["status"] for r in result["body"]["exactness"]}
+    rows = {r["check"]: r["status"] for r in result.body["exactness"]}
     assert rows["served Δw = composition of the stored Δw of the active shards"] == "FAIL"
-    after = result["body"]["mia_before_after"][1]
-    assert after["auc"] > result["body"]["mia_before_after"][2]["auc_ci_hi"] and after["p_value"] < 0.025
+    after = result.body["mia_before_after"][1]
+    assert after["auc"] > result.body["mia_before_after"][2]["auc_ci_hi"] and after["p_value"] < 0.025
 
 
 def test_stale_checkpoint_and_edited_ledger_are_found(scenario, tmp_path):
@@ -95,8 +99,8 @@ def test_positive_control_failure_is_inconclusive(scenario, base_model):
     served, _ = ShardedModel(scenario.model_dir).served()
     blind = dataclasses.replace(scenario, before_delta=served)
     result = audit_unlearning(blind, base_model, n_bootstrap=200)
-    check = next(c for c in result["checks"] if c["id"] == "unlearning-mia")
-    assert check["status"] == "SKIP" and "inconclusive" in check["reason"]
+    check = next(c for c in result.checks if c.id == "unlearning-mia")
+    assert check.status == "SKIP" and "inconclusive" in check.reason
 
 
 def test_permutation_test_is_calibrated():
@@ -116,4 +120,4 @@ def test_permutation_test_is_calibrated():
 def test_bare_model_directory(scenario, base_model):
     result = audit_unlearning(scenario.model_dir, base_model)
     assert statuses(result) == {"unlearning-exact": "PASS", "unlearning-ledger": "PASS", "unlearning-mia": "SKIP"}
-    assert result["roc"] is None and result["body"]["ledger"]["forgotten_ids"] == len(scenario.forget_ids)
+    assert result.roc is None and result.body["ledger"]["forgotten_ids"] == len(scenario.forget_ids)

@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from privtangent.dp.training import DPConfig, fit_dp
+from privtangent.dp.config import DPConfig
+from privtangent.dp.training import fit_dp
 from privtangent.errors import ConfigError
 from privtangent.features import FeatureCache
 from tests.conftest import make_tiny_vit

@@ -66,10 +66,11 @@ def test_bad_config_exits_2_and_writes_nothing(tmp_path, capsys):
 
 def test_a_failing_check_exits_1_with_a_red_row(tmp_path, monkeypatch):
     import audits.pipeline as pipeline
+    from audits.results import Check, Status
 
     def broken_stage(run):
-        run.checks.append({"id": "planted", "section": "dp_statement", "title": "planted failure", "status": "FAIL",
-                           "reason": "a check planted by the test"})
+        run.result.checks.append(Check("planted", "dp_statement", "planted failure", Status.FAIL,
+                                       "a check planted by the test"))
 
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY.replace("epsilons: [1, 8]", "epsilons: [8]"))

@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from audits.results import format_number
+from audits.report_file import format_number
 from privtangent.cli.main import main
 from reports import browser
 from reports.render import render_run

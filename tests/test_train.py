@@ -10,7 +10,7 @@ from privtangent.data.dataset import LabeledData
 from privtangent.errors import ConfigError
 from privtangent.losses import make_loss
 from privtangent.train import TrainConfig, fit, prepare_model
-from privtangent.train.config import read_config_file
+from privtangent.config.files import read_config_file
 from privtangent.train.trainer import milestones, objective
 
 

@@ -1,4 +1,4 @@
-"""The white-box gradient-canary audit (issue 9): canaries, scores, bounds, pitfalls, controls.
+"""The white-box gradient-canary audit: canaries, scores, bounds, pitfalls, controls.
 
 Fast by design: the mechanism in isolation (``DPOptimizer`` on bare parameters, no model),
 a tiny ViT for the replay, and the embedded default for one correct run and one broken-DP
@@ -14,11 +14,14 @@ import pytest
 import torch
 from scipy import stats
 
+from audits.privacy import canary_runs, game
 from audits.privacy import whitebox as wb
 from audits.privacy.canaries import CanarySchedule, ParameterLayout, make_canaries
+from audits.privacy.canary_runs import ideal_scores, mechanism_run
+from audits.privacy.claims import Claim
+from audits.privacy.game import bound_rows
 from audits.privacy.one_run import one_run_epsilon_lower_bound, one_run_guesses
-from audits.privacy.whitebox import Claim, bound_rows, ideal_scores, mechanism_run
-from privtangent.dp.accountants.gaussian import gdp_epsilon, gdp_mu
+from privtangent.dp.analysis.gaussian_dp import gdp_epsilon, gdp_mu
 from privtangent.dp.clipping import clip_and_sum
 from privtangent.dp.noise import mechanism_randomness
 from privtangent.dp.optimizer import DPOptimizer
@@ -26,7 +29,6 @@ from privtangent.errors import ConfigError
 from tests.conftest import make_tiny_vit
 
 T, DELTA = 50, 1e-5
-FDP = wb._fdp_module() is not None and hasattr(wb._fdp_module(), "gdp_one_run_epsilon_lower_bound")
 
 
 def full_batch_claim(eps: float, steps: int = T) -> Claim:
@@ -131,7 +133,7 @@ def test_canaries_do_not_interact():
 def _exceedances(eps, seeds=50, run_noise=1.0, m=5000, fdp_method="recursion"):
     """How many of ``seeds`` mechanism runs give ε_lb > claimed ε, per bound (the product's guess rule)."""
     claim = full_batch_claim(eps)
-    r = wb.choose_num_guesses(m, claim)
+    r = game.choose_num_guesses(m, claim)
     counts = {}
     for s in range(seeds):
         run = mechanism_run(claim, num_canaries=m, seed=1000 + s, noise_seed=2000 + s,
@@ -144,7 +146,7 @@ def _exceedances(eps, seeds=50, run_noise=1.0, m=5000, fdp_method="recursion"):
 @pytest.mark.parametrize("eps", [1.0, 3.0, 8.0])
 def test_a_correct_mechanism_over_claims_in_at_most_5_of_50_seeds(eps):
     counts = _exceedances(eps)
-    assert set(counts) == set(wb.METHODS[k] for k in (["binomial", "fdp"] if FDP else ["binomial"]))
+    assert set(counts) == set(game.METHODS[k] for k in ["binomial", "fdp"])
     assert all(c <= 5 for c in counts.values()), counts
 
 
@@ -155,27 +157,26 @@ def test_the_seed_sweep_detects_a_mechanism_with_half_the_noise():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not FDP, reason="audits.privacy.fdp not available")
 def test_a_correct_mechanism_over_claims_rarely_with_the_certified_fdp_bound():
     """The product's f-DP method ("auto": certified LP + recursion + binomial), 50 seeds at ε = 3."""
     counts = _exceedances(3.0, fdp_method="auto")
     assert all(c <= 5 for c in counts.values()), counts
 
 
-@pytest.mark.skipif(not FDP, reason="audits.privacy.fdp not available")
 def test_fdp_auto_bound_dominates_the_binomial_row_so_the_verdict_needs_no_correction():
     """``per_bound_confidence`` runs both bounds at the full confidence for full batch because the f-DP
     bound (auto) is never below the binomial bound at the same δ: check that on the game's counts."""
     claim = full_batch_claim(3.0)
-    bounds = wb._bounds(claim, "auto")
-    assert wb.per_bound_confidence(claim, list(bounds), 0.95) == 0.95
-    assert wb.per_bound_confidence(claim, list(bounds), 0.95, "recursion") == pytest.approx(0.975)
+    bounds = game.bounds_for(claim, "auto")
+    assert game.per_bound_confidence(claim, list(bounds), 0.95) == 0.95
+    assert game.per_bound_confidence(claim, list(bounds), 0.95, "recursion") == pytest.approx(0.975)
     for v in (300, 460):
         assert bounds["fdp"](2000, 500, v, 0.95) >= bounds["binomial"](2000, 500, v, 0.95) - 1e-9
 
 
 def test_poisson_scores_match_the_ideal_subsampled_mechanism(monkeypatch):
-    monkeypatch.setattr(wb, "_fdp_bound", lambda claim, method="auto": None)  # the PLD-based bound is slow: below
+    # the subsampled f-DP bound (PRV-based) is slow: it has its own test below; here the binomial bound alone
+    monkeypatch.setattr(game, "bounds_for", lambda claim, method="auto": {"binomial": game.binomial_bound(claim)})
     q, steps = 0.2, 40
     sigma = 1.2
     claim = Claim(5.0, DELTA, sigma, 1.0, q, steps, "prv")  # ε is irrelevant for the distribution check
@@ -190,7 +191,6 @@ def test_poisson_scores_match_the_ideal_subsampled_mechanism(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not FDP, reason="audits.privacy.fdp not available")
 def test_poisson_rows_include_the_subsampled_gaussian_fdp_bound():
     from privtangent.dp.accounting import epsilon
 
@@ -198,7 +198,7 @@ def test_poisson_rows_include_the_subsampled_gaussian_fdp_bound():
     claim = Claim(epsilon(sigma, q, steps, DELTA), DELTA, sigma, 1.0, q, steps, "prv")
     run = mechanism_run(claim, num_canaries=3000, seed=3, noise_seed=4)
     rows = bound_rows(run, num_guesses=300, ideal_simulations=3, fdp_method="recursion")
-    assert [r["method"] for r in rows] == [wb.METHODS["binomial"], wb.METHODS["fdp"]]
+    assert [r["method"] for r in rows] == [game.METHODS["binomial"], game.METHODS["fdp"]]
     assert all(r["status"] == "PASS" and r["confidence"] == pytest.approx(0.975) for r in rows)
 
 
@@ -211,7 +211,7 @@ def test_bounds_see_all_m_canaries_and_the_fixed_number_of_guesses(monkeypatch):
     def spy(claim):
         return {"binomial": lambda m, r, v, conf: seen.append((m, r, v)) or 0.0}
 
-    monkeypatch.setattr(wb, "_bounds", lambda claim, method="auto": spy(claim))
+    monkeypatch.setattr(game, "bounds_for", lambda claim, method="auto": spy(claim))
     run = mechanism_run(full_batch_claim(3.0), num_canaries=1000, seed=1, noise_seed=1)
     rows = bound_rows(run, num_guesses=100, ideal_simulations=2)
     m, r, v = seen[0]
@@ -222,7 +222,6 @@ def test_bounds_see_all_m_canaries_and_the_fixed_number_of_guesses(monkeypatch):
         bound_rows(run, num_guesses=1001)
 
 
-@pytest.mark.skipif(not FDP, reason="audits.privacy.fdp not available")
 def test_pitfall_treating_the_guessed_canaries_as_the_canary_set_over_claims():
     """The top/bottom 50 of 2,000 canaries of a correct ε = 3 mechanism: as a game of m = 2,000 the
     f-DP bound rarely exceeds ε; as a game of m = 100 (only the guessed ones) it often does."""
@@ -254,14 +253,14 @@ def test_pitfall_choosing_the_number_of_guesses_after_the_scores_inflates_the_bo
 
 
 def test_the_number_of_guesses_is_a_rule_of_m_and_the_claim_with_enough_power():
-    assert wb.default_num_guesses(5000) == 500
-    assert wb.default_num_guesses(3) == 2 and wb.default_num_guesses(1) == 1
+    assert game.default_num_guesses(5000) == 500
+    assert game.default_num_guesses(3) == 2 and game.default_num_guesses(1) == 1
     for eps in (1.0, 3.0, 8.0):
         claim = full_batch_claim(eps)
-        r = wb.choose_num_guesses(20_000, claim)
-        assert r == wb.choose_num_guesses(20_000, claim)  # deterministic: no score, no bit involved
-        bound = wb._fdp_bound(claim, "recursion") or wb._bounds(claim)["binomial"]
-        assert bound(20_000, r, r, 0.95) >= wb.MIN_POWER_RATIO * eps  # a broken run can FAIL
+        r = game.choose_num_guesses(20_000, claim)
+        assert r == game.choose_num_guesses(20_000, claim)  # deterministic: no score, no bit involved
+        bound = game.fdp_bound(claim, "recursion")
+        assert bound(20_000, r, r, 0.95) >= game.MIN_POWER_RATIO * eps  # a broken run can FAIL
     # 500 guesses out of 20,000 cannot refute ε = 8 with the binomial bound, however good the attack
     assert one_run_epsilon_lower_bound(20_000, 500, 500, delta=DELTA) < 8
 
@@ -270,7 +269,7 @@ def test_the_number_of_guesses_is_a_rule_of_m_and_the_claim_with_enough_power():
 # a real model: the auditor's replay and the subtraction of the data's clipped sum
 # --------------------------------------------------------------------------------------
 def _tiny_config(eps=3.0):
-    from privtangent.dp.training import DPConfig
+    from privtangent.dp.config import DPConfig
 
     return DPConfig(reset=True, target_epsilon=eps, epochs=12, lr=0.05, physical_batch_size=16)
 
@@ -278,14 +277,14 @@ def _tiny_config(eps=3.0):
 def test_replay_is_exact_and_the_data_do_not_change_the_scores(near_small):
     train, _ = near_small
     base = make_tiny_vit(depth=2)
-    runs = {limit: wb.canary_run(base, train, _tiny_config(), num_canaries=400, seed=0, data_limit=limit, noise_seed=7)
+    runs = {limit: canary_runs.canary_run(base, train, _tiny_config(), num_canaries=400, seed=0, data_limit=limit, noise_seed=7)
             for limit in (4, 40)}
     for run in runs.values():
         assert run.details["replay_max_abs_diff"] <= 1e-6 and "replay_warning" not in run.details
         assert run.steps == 12
     np.testing.assert_allclose(runs[4].scores, runs[40].scores, atol=1e-3)
     # without the subtraction the data's gradient enters the scores (a weaker, still valid, audit)
-    ignored = wb.canary_run(base, train, _tiny_config(), num_canaries=400, seed=0, data_limit=40, noise_seed=7,
+    ignored = canary_runs.canary_run(base, train, _tiny_config(), num_canaries=400, seed=0, data_limit=40, noise_seed=7,
                             data_gradient="ignore")
     assert np.abs(ignored.scores - runs[40].scores).max() > 1e-2
 
@@ -298,29 +297,29 @@ REQUIRED_ROW = {"method", "epsilon_claimed", "num_canaries", "num_guesses", "num
 
 
 def _audit(base, train, bug=None, eps=3.0):
-    from privtangent.dp.training import DPConfig
+    from privtangent.dp.config import DPConfig
 
     return wb.run_whitebox_audit(base, train, DPConfig(reset=True), epsilons=[eps], seed=0, bug=bug, data_limit=32,
                                  noise_seed=3)
 
 
 def test_embedded_default_correct_run_passes_and_noise_half_fails(base_model, near_small):
-    from audits.results import round_numbers
+    from audits.report_file import round_numbers
 
     train, _ = near_small
     good = _audit(base_model, train)
-    assert good["section"] == "canary_audit" and good["roc"] is None
-    body = good["body"]
+    assert good.key == "canary_audit" and good.roc is None
+    body = good.body
     assert "μ-GDP" in body["hypothesis"] and "does not prove" in body["hypothesis"]
     assert "does not" in body["scope"]
     assert all(REQUIRED_ROW <= set(row) for row in body["rows"])
-    assert [c["status"] for c in good["checks"]] == ["PASS"]
+    assert [c.status for c in good.checks] == ["PASS"]
     assert all(row["status"] == "PASS" and 0 <= row["tightness"] < 1 for row in body["rows"])
-    assert all({"id", "section", "title", "status", "reason"} <= set(c) for c in good["checks"])
-    round_numbers(good["body"])  # JSON-ready
+    assert all({"id", "section", "title", "status", "reason"} <= set(c.to_dict()) for c in good.checks)
+    round_numbers(good.body)  # JSON-ready
     bad = _audit(base_model, train, bug="noise-half")
-    assert [c["status"] for c in bad["checks"]] == ["FAIL"]
-    assert max(row["epsilon_lb"] for row in bad["body"]["rows"]) > bad["body"]["rows"][0]["epsilon_claimed"]
+    assert [c.status for c in bad.checks] == ["FAIL"]
+    assert max(row["epsilon_lb"] for row in bad.body["rows"]) > bad.body["rows"][0]["epsilon_claimed"]
 
 
 @pytest.mark.slow
@@ -328,7 +327,7 @@ def test_embedded_default_correct_run_passes_and_noise_half_fails(base_model, ne
 def test_embedded_default_broken_dp_controls_fail(base_model, near_small, bug):
     train, _ = near_small
     result = _audit(base_model, train, bug=bug)
-    assert [c["status"] for c in result["checks"]] == ["FAIL"], result["checks"]
+    assert [c.status for c in result.checks] == ["FAIL"], result.checks
 
 
 @pytest.mark.slow

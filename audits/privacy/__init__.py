@@ -1,24 +1,18 @@
 """Empirical privacy audits: lower bounds on ε from membership-inference outcomes.
 
-Every number produced here is a *lower bound* on the ε of the audited training run, valid
-at the stated confidence; it is compared with the ε the accountant claims.
+Every number produced here is a *lower bound* on the ε of the audited training run, valid at
+the stated confidence; it is compared with the ε the accountant claims.
+
+Pure math (no models): ``clopper_pearson`` (threshold attacks), ``one_run`` (Steinke et al.
+2023's binomial bound), ``fdp`` (the f-DP one-run bound), ``power`` (the most a sample size can
+certify), ``ideal`` (simulated ideal mechanisms), ``game`` (guesses and bounds of a canary game),
+``claims`` (the claim under test), ``validation``. Runs and audits: ``canaries`` and
+``canary_runs`` (white-box gradient canaries), ``whitebox`` and ``blackbox`` (the two audits).
 """
 
-from importlib import import_module
+from audits.privacy.clopper_pearson import clopper_pearson_interval, epsilon_lower_bound
+from audits.privacy.fdp import gdp_one_run_epsilon_lower_bound
+from audits.privacy.one_run import one_run_epsilon_lower_bound
 
-# public name -> submodule that defines it (imported on first use)
-_EXPORTS = {
-    "epsilon_lower_bound": "audits.privacy.clopper_pearson",
-    "clopper_pearson_interval": "audits.privacy.clopper_pearson",
-    "one_run_epsilon_lower_bound": "audits.privacy.one_run",
-    "gdp_one_run_epsilon_lower_bound": "audits.privacy.fdp",
-}
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'audits.privacy' has no attribute {name!r}")
-
-
-__all__ = sorted(_EXPORTS)
+__all__ = ["clopper_pearson_interval", "epsilon_lower_bound", "gdp_one_run_epsilon_lower_bound",
+           "one_run_epsilon_lower_bound"]

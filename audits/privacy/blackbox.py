@@ -47,59 +47,77 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from attacks.lira import lira_scores
 from attacks.loss import loss_scores
 from attacks.metrics import AttackMetrics, attack_metrics
 from attacks.rmia import rmia_scores
 from attacks.signals import logit_scaled_confidence
+from audits.choices import ATTACKS, BLACKBOX_BUGS
+from audits.population import Population, make_population, membership_masks
 from audits.privacy.clopper_pearson import threshold_attack_epsilon
 from audits.privacy.one_run import one_run_epsilon_lower_bound, one_run_guesses
 from audits.privacy.power import one_run_power, threshold_power
-from audits.shadows import (
-    Procedure,
-    ShadowSet,
-    is_dp,
-    limit_threads,
-    make_population,
-    membership_masks,
-    resolve_procedure,
-    time_shadow_training,
-    train_shadows,
-)
+from audits.results import AuditSection, Check, Status
+from audits.shadows import Procedure, ShadowSet, resolve_procedure, time_shadow_training, train_shadows
 from privtangent.data.dataset import LabeledData
+from privtangent.dp.config import DPConfig
 from privtangent.errors import ConfigError
 from privtangent.features import FeatureCache
+from privtangent.progress import Progress
+from privtangent.threads import limit_threads
 from privtangent.train import TrainConfig
 
-__all__ = [
-    "ATTACKS",
-    "AuditTarget",
-    "BUGS",
-    "SECTION",
-    "broken_target",
-    "default_dp_config",
-    "default_targets",
-    "analyze_replicas",
-    "guess_count",
-    "headline_attack",
-    "leave_one_out_scores",
-    "one_run_audit",
-    "run_privacy_audit",
-]
-
 SECTION = "membership_inference"
-ATTACKS = ("lira-online", "lira-offline", "loss", "rmia")
 ATTACK_NAMES = {"lira-online": "LiRA online", "lira-offline": "LiRA offline", "loss": "LOSS", "rmia": "RMIA"}
-BUGS = ("noise-off", "clip-off")
+BUGS = BLACKBOX_BUGS
 FIXED_VARIANCE_BELOW = 16  # fewer shadows than this per target: one pooled σ per side (Carlini et al. 2022)
+
+
+class MembershipRow(TypedDict):
+    """The headline row of one audited procedure."""
+
+    model: str
+    epsilon_claimed: float | None
+    auc: float
+    auc_ci_lo: float
+    auc_ci_hi: float
+    tpr_at_fpr_0_1pct: float
+    tpr_at_fpr_1pct: float
+    epsilon_lb: float
+    audit_power: float
+    method: str
+    status: str
+
+
+class AttackRow(TypedDict):
+    """One attack's metrics on one procedure's replicas."""
+
+    model: str
+    attack: str
+    auc: float
+    auc_ci_lo: float | None
+    auc_ci_hi: float | None
+    tpr_at_fpr_0_1pct: float
+    tpr_at_fpr_1pct: float
+    tpr_at_fpr_1pct_ci_lo: float | None
+    tpr_at_fpr_1pct_ci_hi: float | None
+    members: int
+    nonmembers: int
+
+
+class OneRunResult(TypedDict):
+    num_canaries: int
+    num_guesses: int
+    num_correct: int
+    epsilon_lb: float
+    audit_power: float
 
 
 @dataclass(frozen=True)
@@ -112,16 +130,23 @@ class AuditTarget:
     delta: float | None = None  # default: the DPConfig's δ, else the audit's δ
 
 
-def default_dp_config(**overrides: Any) -> "Any":
+def default_dp_config(**overrides: Any) -> DPConfig:
     """The DP procedure audited by default: ``DPConfig()`` (the paper's full-batch DP-GD:
     tangent model, J·Δw output, 50 steps, C = 1), with ``overrides``."""
-    from privtangent.dp.training import DPConfig
-
     return DPConfig(**overrides)
 
 
+def _check_epsilons(epsilons: Sequence[float]) -> list[float]:
+    out = []
+    for e in epsilons:
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e) or e <= 0:
+            raise ConfigError(f"claimed ε must be a finite number > 0, got {e!r}")
+        out.append(float(e))
+    return out
+
+
 def default_targets(epsilons: Sequence[float] = (1, 3, 8), delta: float = 1e-5, *,
-                    train_config: TrainConfig | None = None, dp_config: Any = None,
+                    train_config: TrainConfig | None = None, dp_config: DPConfig | None = None,
                     include_reference: bool = True) -> list[AuditTarget]:
     """The non-private reference (``train_config``, default the TAFT recipe ``TrainConfig()``)
     and ``dp_config`` (default ``DPConfig()``) calibrated for each ε in ``epsilons``."""
@@ -136,7 +161,7 @@ def default_targets(epsilons: Sequence[float] = (1, 3, 8), delta: float = 1e-5, 
     return targets
 
 
-def broken_target(bug: str, claimed_epsilon: float, delta: float = 1e-5, dp_config: Any = None,
+def broken_target(bug: str, claimed_epsilon: float, delta: float = 1e-5, dp_config: DPConfig | None = None,
                   dataset_size: int = 128) -> AuditTarget:
     """A DP procedure with an injected bug that still claims ``claimed_epsilon`` (a positive
     control of the audit itself: it must FAIL).
@@ -154,6 +179,7 @@ def broken_target(bug: str, claimed_epsilon: float, delta: float = 1e-5, dp_conf
     else:
         honest = resolve_procedure(template.replace(target_epsilon=claimed, noise_multiplier=None, delta=float(delta)),
                                    dataset_size)
+        assert isinstance(honest, DPConfig) and honest.noise_multiplier is not None
         big = 1e6
         proc = honest.replace(max_grad_norm=big, noise_multiplier=honest.noise_multiplier * honest.max_grad_norm / big)
     return AuditTarget(f"DP ε={claimed:g} ({bug}: injected bug)", proc, claimed, float(delta))
@@ -163,19 +189,10 @@ def guess_count(num_canaries: int) -> int:
     """The one-run audit's number of guesses, fixed in advance from m alone: max(2, ⌊m/4⌋) ≤ m.
 
     Abstaining on most canaries keeps the guesses on the ones the attack is surest about
-    (Steinke et al. 2023, Sec. 5; NOTES.md: fewer guesses than half work better), while
-    m/4 keeps the ceiling (``one_run_power``) above ε = 1 for m ≥ 64.
+    (Steinke et al. 2023, Sec. 5), while m/4 keeps the ceiling (``one_run_power``) above
+    ε = 1 for m ≥ 64.
     """
     return max(min(2, num_canaries), min(num_canaries, num_canaries // 4))
-
-
-def _check_epsilons(epsilons: Sequence[float]) -> list[float]:
-    out = []
-    for e in epsilons:
-        if isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e) or e <= 0:
-            raise ConfigError(f"claimed ε must be a finite number > 0, got {e!r}")
-        out.append(float(e))
-    return out
 
 
 def _slug(text: str) -> str:
@@ -212,6 +229,7 @@ def leave_one_out_scores(shadows: ShadowSet, attack: str, fixed_variance: bool |
             out[t] = lira_scores(logits[t], labels, logits[others], member[others],
                                  online=attack == "lira-online", fixed_variance=fixed_variance)
         elif attack == "rmia":
+            assert shadows.extra_logits is not None
             z = shadows.extra_logits.double().numpy()
             out[t] = rmia_scores(logits[t], labels, logits[others], member[others], z[t], rmia_labels, z[others])
         else:
@@ -219,7 +237,7 @@ def leave_one_out_scores(shadows: ShadowSet, attack: str, fixed_variance: bool |
     return out
 
 
-def _metric_row(name: str, attack: str, met: AttackMetrics) -> dict[str, Any]:
+def _attack_row(name: str, attack: str, met: AttackMetrics) -> AttackRow:
     ci = met.auc_ci or (None, None)
     tci = met.tpr_at_fpr_ci or {}
     return {"model": name, "attack": ATTACK_NAMES[attack], "auc": met.auc, "auc_ci_lo": ci[0], "auc_ci_hi": ci[1],
@@ -229,7 +247,7 @@ def _metric_row(name: str, attack: str, met: AttackMetrics) -> dict[str, Any]:
             "members": met.n_members, "nonmembers": met.n_nonmembers}
 
 
-def one_run_audit(shadows: ShadowSet, is_canary: np.ndarray, delta: float, confidence: float) -> dict[str, Any]:
+def one_run_audit(shadows: ShadowSet, is_canary: np.ndarray, delta: float, confidence: float) -> OneRunResult:
     """Steinke et al. (2023) on the pooled (replica, canary) game; see the module notes."""
     logits, member, labels = shadows.numpy()
     phi = logit_scaled_confidence(logits, labels)  # (M, N)
@@ -259,13 +277,43 @@ def headline_attack(num_shadows: int) -> str:
 class ReplicaAnalysis:
     """Everything the audit derives from one procedure's replicas."""
 
-    row: dict[str, Any]
-    check: dict[str, Any]
-    attack_rows: list[dict[str, Any]]
+    row: MembershipRow
+    check: Check
+    attack_rows: list[AttackRow]
     threshold_row: dict[str, Any]
     one_run_row: dict[str, Any]
     roc: pd.DataFrame
     metrics: dict[str, AttackMetrics]
+
+
+def _attack_all(name: str, shadows: ShadowSet, wanted: list[str], n_bootstrap: int, confidence: float, seed: int,
+                rmia_labels: np.ndarray | None) -> tuple[dict[str, np.ndarray], dict[str, AttackMetrics], list[AttackRow]]:
+    truth = shadows.member.numpy().astype(bool).ravel()
+    scores, metrics, rows = {}, {}, []
+    for attack in wanted:
+        scores[attack] = leave_one_out_scores(shadows, attack, rmia_labels=rmia_labels).ravel()
+        metrics[attack] = attack_metrics(scores[attack], truth, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
+        rows.append(_attack_row(name, attack, metrics[attack]))
+    return scores, metrics, rows
+
+
+def _verdict(name: str, claimed_epsilon: float | None, met: AttackMetrics, head: str, lb: float, power: float,
+             thr_lb: float, one_lb: float, check_id: str) -> Check:
+    lo, hi = met.auc_ci if met.auc_ci else (float("nan"), float("nan"))
+    if claimed_epsilon is None:
+        detected = lo > 0.5
+        reason = (f"{ATTACK_NAMES[head]} AUC {met.auc:.3g} (CI {lo:.3g}–{hi:.3g}) > 0.5; ε lower bound {lb:.3g}"
+                  if detected else
+                  f"inconclusive: {ATTACK_NAMES[head]} AUC CI {lo:.3g}–{hi:.3g} includes 0.5: the audit cannot tell "
+                  f"members of a non-private model, so PASS verdicts at the claimed ε carry little weight")
+        return Check(check_id, SECTION, f"positive control: the audit detects {name}",
+                     Status.PASS if detected else Status.SKIP, reason)
+    claimed = float(claimed_epsilon)
+    status = Status.FAIL if lb > claimed else Status.PASS
+    reason = (f"ε lower bound {lb:.3g} {'exceeds' if lb > claimed else '≤'} claimed {claimed:g} "
+              f"(threshold {thr_lb:.3g}, one-run {one_lb:.3g}; audit power {power:.3g}"
+              f"{': no violation found, ε not confirmed' if status is Status.PASS and power < claimed else ''})")
+    return Check(check_id, SECTION, f"black-box audit of {name} at claimed ε = {claimed:g}", status, reason)
 
 
 def analyze_replicas(name: str, claimed_epsilon: float | None, shadows: ShadowSet, is_canary: Any, *,
@@ -283,14 +331,10 @@ def analyze_replicas(name: str, claimed_epsilon: float | None, shadows: ShadowSe
     each = 1.0 - (1.0 - confidence) / 2.0
     head = headline_attack(m - 1)
     wanted = [head] + [a for a in ATTACKS if a in attacks and a != head]
-    truth = shadows.member.numpy().astype(bool).ravel()
-    metrics, scores, attack_rows = {}, {}, []
     if shadows.extra_logits is None:
         wanted = [a for a in wanted if a != "rmia"]  # RMIA needs the replicas' logits on reference samples
-    for attack in wanted:
-        scores[attack] = leave_one_out_scores(shadows, attack, rmia_labels=rmia_labels).ravel()
-        metrics[attack] = attack_metrics(scores[attack], truth, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
-        attack_rows.append(_metric_row(name, attack, metrics[attack]))
+    scores, metrics, attack_rows = _attack_all(name, shadows, wanted, n_bootstrap, confidence, seed, rmia_labels)
+    truth = shadows.member.numpy().astype(bool).ravel()
     s = scores[head]
     thr = threshold_attack_epsilon(s[truth], s[~truth], delta=delta, confidence=each, seed=seed)
     sizes = thr["split_sizes"]
@@ -302,31 +346,18 @@ def analyze_replicas(name: str, claimed_epsilon: float | None, shadows: ShadowSe
     power = max(thr_power, one["audit_power"])
     met = metrics[head]
     lo, hi = met.auc_ci if met.auc_ci else (float("nan"), float("nan"))
-    if claimed_epsilon is None:
-        detected = lo > 0.5
-        status = "PASS" if detected else "SKIP"
-        title = f"positive control: the audit detects {name}"
-        reason = (f"{ATTACK_NAMES[head]} AUC {met.auc:.3g} (CI {lo:.3g}–{hi:.3g}) > 0.5; ε lower bound {lb:.3g}"
-                  if detected else
-                  f"inconclusive: {ATTACK_NAMES[head]} AUC CI {lo:.3g}–{hi:.3g} includes 0.5: the audit cannot tell "
-                  f"members of a non-private model, so PASS verdicts at the claimed ε carry little weight")
-    else:
-        claimed = float(claimed_epsilon)
-        status = "FAIL" if lb > claimed else "PASS"
-        title = f"black-box audit of {name} at claimed ε = {claimed:g}"
-        reason = (f"ε lower bound {lb:.3g} {'exceeds' if lb > claimed else '≤'} claimed {claimed:g} "
-                  f"(threshold {thr['epsilon_lb']:.3g}, one-run {one['epsilon_lb']:.3g}; audit power {power:.3g}"
-                  f"{': no violation found, ε not confirmed' if status == 'PASS' and power < claimed else ''})")
-    check = {"id": check_id or (f"mia-eps{claimed_epsilon:g}" if claimed_epsilon is not None else "mia-positive-control"),
-             "section": SECTION, "title": title, "status": status, "reason": reason}
-    row = {"model": name, "epsilon_claimed": claimed_epsilon, "auc": met.auc, "auc_ci_lo": lo, "auc_ci_hi": hi,
-           "tpr_at_fpr_0_1pct": met.tpr_at_fpr[0.001], "tpr_at_fpr_1pct": met.tpr_at_fpr[0.01],
-           "epsilon_lb": lb, "audit_power": power, "method": method, "status": status}
+    default_id = f"mia-eps{claimed_epsilon:g}" if claimed_epsilon is not None else "mia-positive-control"
+    check = _verdict(name, claimed_epsilon, met, head, lb, power, thr["epsilon_lb"], one["epsilon_lb"],
+                     check_id or default_id)
+    row: MembershipRow = {"model": name, "epsilon_claimed": claimed_epsilon, "auc": met.auc, "auc_ci_lo": lo,
+                          "auc_ci_hi": hi, "tpr_at_fpr_0_1pct": met.tpr_at_fpr[0.001],
+                          "tpr_at_fpr_1pct": met.tpr_at_fpr[0.01], "epsilon_lb": lb, "audit_power": power,
+                          "method": method, "status": check.status.value}
     threshold_row = {"model": name, "epsilon_claimed": claimed_epsilon, "attack": ATTACK_NAMES[head],
                      "epsilon_lb": thr["epsilon_lb"], "audit_power": thr_power, "threshold": thr["threshold"],
                      **thr["counts"], **sizes, "delta": delta}
     one_run_row = {"model": name, "epsilon_claimed": claimed_epsilon, **one, "delta": delta,
-                   "status": status if claimed_epsilon is not None else None}
+                   "status": check.status.value if claimed_epsilon is not None else None}
     roc = pd.DataFrame({"curve": name, "fpr": met.roc_fpr, "tpr": met.roc_tpr})
     return ReplicaAnalysis(row, check, attack_rows, threshold_row, one_run_row, roc, metrics)
 
@@ -334,70 +365,27 @@ def analyze_replicas(name: str, claimed_epsilon: float | None, shadows: ShadowSe
 # --------------------------------------------------------------------------------------
 # the audit
 # --------------------------------------------------------------------------------------
-def _load_default_data(train: LabeledData | None, test: LabeledData | None, population_size: int,
-                       rmia: bool) -> tuple[LabeledData, LabeledData | None]:
-    """The embedded default's task when no data is given; RMIA's reference set is taken from
-    the default test split only when the training data is the default too (never mixed)."""
-    from privtangent.data import load_task
-
-    if train is None:
-        train = load_task("fashion-near", "train", limit=max(2000, population_size))
-        if rmia and test is None:
-            test = load_task("fashion-near", "test", limit=1000)
-    return train, test
+def _rmia_reference(test: LabeledData | None, population: Population, size: int) -> LabeledData | None:
+    """RMIA's population z: test samples that are not in the audit population (None: no RMIA)."""
+    if test is None or len(test) < 2:
+        return None
+    clash = sorted(set(test.ids.tolist()) & set(population.data.ids.tolist()))
+    candidates = test.select_ids(clash, keep=False) if clash else test
+    return candidates.limit(min(size, len(candidates)))
 
 
-@limit_threads
-def run_privacy_audit(
-    base: nn.Module | None = None,
-    *,
-    train: LabeledData | None = None,
-    test: LabeledData | None = None,
-    epsilons: Sequence[float] = (1, 3, 8),
-    delta: float = 1e-5,
-    train_config: TrainConfig | None = None,
-    dp_config: Any = None,
-    include_reference: bool = True,
-    targets: Sequence[AuditTarget] | None = None,
-    extra_targets: Sequence[AuditTarget] = (),
-    population_size: int = 128,
-    num_canaries: int = 32,
-    num_models: int = 4,
-    attacks: Sequence[str] = ATTACKS,
-    rmia_population: int = 128,
-    confidence: float = 0.95,
-    n_bootstrap: int = 500,
-    measure_timing: bool = True,
-    seed: int = 0,
-    run_dir: str | Path | None = None,
-    cache: FeatureCache | None = None,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Black-box membership-inference audit of each target procedure; see the module notes.
+def _procedure_row(target: AuditTarget, shadows: ShadowSet) -> dict[str, Any]:
+    accounted = [mf.get("epsilon") for mf in shadows.manifests if mf.get("epsilon") is not None]
+    config = shadows.procedure["config"]
+    return {"model": target.name, "kind": shadows.procedure["kind"],
+            "noise_multiplier": config.get("noise_multiplier"), "max_grad_norm": config.get("max_grad_norm"),
+            "epsilon_accounted": float(np.median(accounted)) if accounted else None,
+            "epochs": config.get("epochs"), "cached": shadows.cached,
+            "train_seconds_per_model": float(np.median(shadows.seconds)),
+            "shadow_file": Path(shadows.path).name if shadows.path else None}
 
-    Args:
-        base: the base ViT (default: the embedded default, ``pretrained_base``).
-        train: the data the audit population is drawn from (default: Fashion-MNIST 5–9 train).
-        test: the data RMIA's population z is drawn from (default: Fashion-MNIST 5–9 test when
-            ``train`` is the default too; without reference samples RMIA is left out).
-        epsilons, delta: the claims audited with ``dp_config`` (default ``DPConfig()``).
-        train_config: the non-private reference (default ``TrainConfig()``, TAFT-1).
-        include_reference: audit the non-private reference (the positive control).
-        targets: audit exactly these instead of the reference + ``epsilons``.
-        extra_targets: audited in addition (e.g. ``broken_target("noise-off", 1.0)``).
-        population_size, num_canaries, num_models: the audit population, how many of it are
-            mislabelled canaries, and M, the replicas per procedure (≥ 3).
-        attacks: any of "lira-online", "lira-offline", "loss", "rmia" (the headline attack,
-            ``headline_attack``, always runs: the threshold bound uses it).
-        confidence: of the verdict (each of the two bounds is taken at 1 − (1 − confidence)/2).
-        n_bootstrap: bootstrap replicates of the AUC / TPR intervals.
-        measure_timing: also time one tangent vs one non-linear shadow model.
-        run_dir: where the replicas' signals are cached (``RUN_DIR/shadows/``).
 
-    Returns:
-        ``{"section": "membership_inference", "body": {...}, "checks": [...], "roc": DataFrame}``.
-    """
-    start = time.perf_counter()
+def _check_sizes(num_models: int, confidence: float, n_bootstrap: int, attacks: Sequence[str]) -> None:
     if isinstance(num_models, bool) or not isinstance(num_models, int) or num_models < 3:
         raise ConfigError(f"number of models must be an integer ≥ 3 (each target needs ≥ 2 shadows), got {num_models!r}")
     if not 0.0 < confidence < 1.0:
@@ -407,65 +395,15 @@ def run_privacy_audit(
     unknown = sorted(set(attacks) - set(ATTACKS))
     if unknown:
         raise ConfigError(f"unknown attack {unknown[0]!r}; choose from {', '.join(ATTACKS)}")
-    use_rmia = "rmia" in attacks
-    if base is None:
-        from privtangent.models import pretrained_base
 
-        base, _ = pretrained_base(progress=progress)
-    train, test = _load_default_data(train, test, population_size, use_rmia)
-    if targets is None:
-        targets = default_targets(epsilons, delta, train_config=train_config, dp_config=dp_config,
-                                  include_reference=include_reference)
-    targets = list(targets) + list(extra_targets)
-    if not targets:
-        raise ConfigError("nothing to audit: no targets")
-    population = make_population(train, population_size, num_canaries, seed)
-    masks = membership_masks(num_models, population_size, seed)
-    rmia_set = None
-    if use_rmia and (test is None or len(test) < 2):
-        use_rmia, attacks = False, [a for a in attacks if a != "rmia"]  # no reference samples: RMIA is left out
-    if use_rmia:
-        clash = sorted(set(test.ids.tolist()) & set(population.data.ids.tolist()))
-        candidates = test.select_ids(clash, keep=False) if clash else test
-        rmia_set = candidates.limit(min(rmia_population, len(candidates)))
-    cache = cache or FeatureCache()
+
+def _body(analyses: list[ReplicaAnalysis], procedures: list[dict[str, Any]], population: Population,
+          num_models: int, attacks: Sequence[str], rmia_set: LabeledData | None, confidence: float,
+          n_bootstrap: int, delta: float, seed: int, timing: dict[str, Any] | None,
+          seconds: dict[str, float]) -> dict[str, Any]:
     each = 1.0 - (1.0 - confidence) / 2.0
-    analyses: list[ReplicaAnalysis] = []
-    procedures = []
-    used_ids: set[str] = set()
-    seconds_per_target = {}
-    for target in tqdm(targets, desc="privacy audit", disable=not progress, unit="procedure"):
-        t0 = time.perf_counter()
-        proc_delta = float(target.delta if target.delta is not None else
-                           (target.procedure.delta if is_dp(target.procedure) else delta))
-        shadows = train_shadows(base, population, target.procedure, seed=seed, member=masks, cache=cache,
-                                run_dir=run_dir, extra=rmia_set, progress=progress,
-                                desc=f"replicas of {target.name}")
-        analysis = analyze_replicas(target.name, target.claimed_epsilon, shadows, population.is_canary.numpy(),
-                                    attacks=attacks, delta=proc_delta, confidence=confidence,
-                                    n_bootstrap=n_bootstrap, seed=seed,
-                                    rmia_labels=rmia_set.labels.numpy() if rmia_set is not None else None,
-                                    check_id=_check_id(target, used_ids))
-        analyses.append(analysis)
-        accounted = [mf.get("epsilon") for mf in shadows.manifests if mf.get("epsilon") is not None]
-        config = shadows.procedure["config"]
-        procedures.append({"model": target.name, "kind": shadows.procedure["kind"],
-                           "noise_multiplier": config.get("noise_multiplier"),
-                           "max_grad_norm": config.get("max_grad_norm"),
-                           "epsilon_accounted": float(np.median(accounted)) if accounted else None,
-                           "epochs": config.get("epochs"), "cached": shadows.cached,
-                           "train_seconds_per_model": float(np.median(shadows.seconds)),
-                           "shadow_file": Path(shadows.path).name if shadows.path else None})
-        seconds_per_target[target.name] = time.perf_counter() - t0
-    timing = None
-    if measure_timing:
-        reference = next((t.procedure for t in targets if isinstance(t.procedure, TrainConfig)), None)
-        timing = time_shadow_training(base, population, reference or train_config or TrainConfig(), seed=seed,
-                                      cache=cache)
-        timing["note"] = ("one model each on the same random half of the population; tangent and non-linear use the "
-                          "shared prefix features; 'uncached' reruns the prefix on the model's own subset")
     head = headline_attack(num_models - 1)
-    body = {
+    return {
         "attack": (f"{ATTACK_NAMES[head]} (Carlini et al. 2022), leave-one-out over {num_models} replicas per "
                    f"procedure ({num_models - 1} shadow models per target"
                    f"{', one pooled variance per side' if num_models - 1 < FIXED_VARIANCE_BELOW else ''})"),
@@ -497,7 +435,104 @@ def run_privacy_audit(
                   "delta": delta, "seed": seed, "torch_threads": torch.get_num_threads()},
         "procedures": procedures,
         "shadow_timing": timing,
-        "seconds": {"total": time.perf_counter() - start, **seconds_per_target},
+        "seconds": seconds,
     }
+
+
+@limit_threads
+def run_privacy_audit(
+    base: nn.Module,
+    train: LabeledData,
+    *,
+    test: LabeledData | None = None,
+    epsilons: Sequence[float] = (1, 3, 8),
+    delta: float = 1e-5,
+    train_config: TrainConfig | None = None,
+    dp_config: DPConfig | None = None,
+    include_reference: bool = True,
+    targets: Sequence[AuditTarget] | None = None,
+    extra_targets: Sequence[AuditTarget] = (),
+    population_size: int = 128,
+    num_canaries: int = 32,
+    num_models: int = 4,
+    attacks: Sequence[str] = ATTACKS,
+    rmia_population: int = 128,
+    confidence: float = 0.95,
+    n_bootstrap: int = 500,
+    measure_timing: bool = True,
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    cache: FeatureCache | None = None,
+    progress: bool = False,
+) -> AuditSection:
+    """Black-box membership-inference audit of each target procedure; see the module notes.
+
+    Args:
+        base: the base ViT.
+        train: the data the audit population is drawn from.
+        test: the data RMIA's population z is drawn from (without it RMIA is left out).
+        epsilons, delta: the claims audited with ``dp_config`` (default ``DPConfig()``).
+        train_config: the non-private reference (default ``TrainConfig()``, TAFT-1).
+        include_reference: audit the non-private reference (the positive control).
+        targets: audit exactly these instead of the reference + ``epsilons``.
+        extra_targets: audited in addition (e.g. ``broken_target("noise-off", 1.0)``).
+        population_size, num_canaries, num_models: the audit population, how many of it are
+            mislabelled canaries, and M, the replicas per procedure (≥ 3).
+        attacks: any of "lira-online", "lira-offline", "loss", "rmia" (the headline attack,
+            ``headline_attack``, always runs: the threshold bound uses it).
+        confidence: of the verdict (each of the two bounds is taken at 1 − (1 − confidence)/2).
+        n_bootstrap: bootstrap replicates of the AUC / TPR intervals.
+        measure_timing: also time one tangent vs one non-linear shadow model.
+        run_dir: where the replicas' signals are cached (``RUN_DIR/shadows/``).
+
+    Returns:
+        the ``membership_inference`` section with one check per target and the ROC curves.
+    """
+    start = time.perf_counter()
+    _check_sizes(num_models, confidence, n_bootstrap, attacks)
+    if targets is None:
+        targets = default_targets(epsilons, delta, train_config=train_config, dp_config=dp_config,
+                                  include_reference=include_reference)
+    targets = list(targets) + list(extra_targets)
+    if not targets:
+        raise ConfigError("nothing to audit: no targets")
+    population = make_population(train, population_size, num_canaries, seed)
+    masks = membership_masks(num_models, population_size, seed)
+    rmia_set = _rmia_reference(test, population, rmia_population) if "rmia" in attacks else None
+    if rmia_set is None:
+        attacks = [a for a in attacks if a != "rmia"]
+    cache = cache or FeatureCache()
+    analyses: list[ReplicaAnalysis] = []
+    procedures, used_ids, seconds = [], set(), {}
+    with Progress(len(targets), "privacy audit", unit="procedure", enabled=progress) as bar:
+        for target in targets:
+            t0 = time.perf_counter()
+            proc_delta = float(target.delta if target.delta is not None else
+                               (target.procedure.delta if isinstance(target.procedure, DPConfig) else delta))
+            shadows = train_shadows(base, population, target.procedure, seed=seed, member=masks, cache=cache,
+                                    run_dir=run_dir, extra=rmia_set, progress=progress,
+                                    desc=f"replicas of {target.name}")
+            analyses.append(analyze_replicas(
+                target.name, target.claimed_epsilon, shadows, population.is_canary.numpy(), attacks=attacks,
+                delta=proc_delta, confidence=confidence, n_bootstrap=n_bootstrap, seed=seed,
+                rmia_labels=rmia_set.labels.numpy() if rmia_set is not None else None,
+                check_id=_check_id(target, used_ids)))
+            procedures.append(_procedure_row(target, shadows))
+            seconds[target.name] = time.perf_counter() - t0
+            bar.update()
+    timing = None
+    if measure_timing:
+        reference = next((t.procedure for t in targets if isinstance(t.procedure, TrainConfig)), None)
+        timing = time_shadow_training(base, population, reference or train_config or TrainConfig(), seed=seed,
+                                      cache=cache)
+        timing["note"] = ("one model each on the same random half of the population; tangent and non-linear use the "
+                          "shared prefix features; 'uncached' reruns the prefix on the model's own subset")
+    body = _body(analyses, procedures, population, num_models, attacks, rmia_set, confidence, n_bootstrap, delta,
+                 seed, timing, {"total": time.perf_counter() - start, **seconds})
     roc = pd.concat([a.roc for a in analyses], ignore_index=True) if analyses else None
-    return {"section": SECTION, "body": body, "checks": [a.check for a in analyses], "roc": roc}
+    return AuditSection(SECTION, body, [a.check for a in analyses], roc)
+
+
+__all__ = ["ATTACKS", "ATTACK_NAMES", "AttackRow", "AuditTarget", "BUGS", "MembershipRow", "SECTION",
+           "analyze_replicas", "broken_target", "default_dp_config", "default_targets", "guess_count",
+           "headline_attack", "leave_one_out_scores", "one_run_audit", "run_privacy_audit"]

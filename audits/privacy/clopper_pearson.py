@@ -12,39 +12,15 @@ run are not independent trials; use `audits.privacy.one_run` for those.
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from scipy.stats import beta as beta_dist
 
+from audits.privacy.validation import require_confidence, require_count, require_delta
 from privtangent.errors import ConfigError
 
 __all__ = ["calibration_split", "clopper_pearson_interval", "epsilon_lower_bound", "threshold_attack_epsilon"]
-
-
-def _require_count(value: object, name: str) -> int:
-    """`value` as a non-negative int; ConfigError (a ValueError) naming `name` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise ConfigError(f"{name} must be a non-negative integer count, got {value!r}")
-    if not isinstance(value, Integral) and not float(value).is_integer():
-        raise ConfigError(f"{name} must be a non-negative integer count, got {value!r}")
-    if value < 0:
-        raise ConfigError(f"{name} must be a non-negative integer count, got {value!r}")
-    return int(value)
-
-
-def _require_confidence(confidence: object) -> float:
-    """`confidence` as a float in the open interval (0, 1)."""
-    if isinstance(confidence, bool) or not isinstance(confidence, Real) or not 0.0 < confidence < 1.0:
-        raise ConfigError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
-    return float(confidence)
-
-
-def _require_delta(delta: object) -> float:
-    """`delta` as a float in [0, 1)."""
-    if isinstance(delta, bool) or not isinstance(delta, Real) or not 0.0 <= delta < 1.0:
-        raise ConfigError(f"delta must lie in [0, 1), got {delta!r}")
-    return float(delta)
 
 
 def _cp_lower(successes: np.ndarray, trials: np.ndarray, tail: float) -> np.ndarray:
@@ -71,13 +47,13 @@ def clopper_pearson_interval(successes: int, trials: int, confidence: float = 0.
     Each end is a one-sided bound at level (1 − confidence)/2: lo = B⁻¹(α/2; x, n − x + 1),
     hi = B⁻¹(1 − α/2; x + 1, n − x), with lo = 0 at x = 0 and hi = 1 at x = n.
     """
-    x = _require_count(successes, "successes")
-    n = _require_count(trials, "trials")
+    x = require_count(successes, "successes")
+    n = require_count(trials, "trials")
     if n == 0:
         raise ConfigError("trials must be at least 1, got 0")
     if x > n:
         raise ConfigError(f"successes ({x}) must not exceed trials ({n})")
-    tail = (1.0 - _require_confidence(confidence)) / 2.0
+    tail = (1.0 - require_confidence(confidence)) / 2.0
     return float(_cp_lower(x, n, tail)), float(_cp_upper(x, n, tail))
 
 
@@ -110,12 +86,12 @@ def epsilon_lower_bound(tp: int, fn: int, fp: int, tn: int, delta: float = 0.0, 
 
     tp, fn: members guessed member / non-member; fp, tn: non-members guessed member / non-member.
     """
-    counts = {name: _require_count(v, name) for name, v in (("tp", tp), ("fn", fn), ("fp", fp), ("tn", tn))}
+    counts = {name: require_count(v, name) for name, v in (("tp", tp), ("fn", fn), ("fp", fp), ("tn", tn))}
     if counts["tp"] + counts["fn"] == 0:
         raise ConfigError("tp + fn must be at least 1: the audit needs at least one member")
     if counts["fp"] + counts["tn"] == 0:
         raise ConfigError("fp + tn must be at least 1: the audit needs at least one non-member")
-    d, c = _require_delta(delta), _require_confidence(confidence)
+    d, c = require_delta(delta), require_confidence(confidence)
     return float(_epsilon_bounds(counts["tp"], counts["fn"], counts["fp"], counts["tn"], d, c))
 
 
@@ -144,7 +120,7 @@ def calibration_split(
     Returns index arrays keyed calibration_members, evaluation_members, calibration_nonmembers,
     evaluation_nonmembers; round(fraction·n) of each class calibrates, at least one per side.
     """
-    n_m, n_n = _require_count(num_members, "num_members"), _require_count(num_nonmembers, "num_nonmembers")
+    n_m, n_n = require_count(num_members, "num_members"), require_count(num_nonmembers, "num_nonmembers")
     if n_m < 2 or n_n < 2:
         raise ConfigError(f"num_members and num_nonmembers must be at least 2 to split, got {n_m} and {n_n}")
     if isinstance(calibration_fraction, bool) or not isinstance(calibration_fraction, Real) \
@@ -203,7 +179,7 @@ def threshold_attack_epsilon(
     """
     members = _as_scores(scores_members, "scores_members", 2)
     nonmembers = _as_scores(scores_nonmembers, "scores_nonmembers", 2)
-    d, c = _require_delta(delta), _require_confidence(confidence)
+    d, c = require_delta(delta), require_confidence(confidence)
     split = calibration_split(members.size, nonmembers.size, calibration_fraction, seed)
     cal_m, eval_m = split["calibration_members"], split["evaluation_members"]
     cal_n, eval_n = split["calibration_nonmembers"], split["evaluation_nonmembers"]

@@ -88,16 +88,17 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Callable
 
 import numpy as np
 from scipy import sparse
 from scipy.optimize import brentq, linprog
-from scipy.special import log_ndtr, ndtr, ndtri
+from scipy.special import ndtr, ndtri
 from scipy.stats import binom
 
-from audits.privacy.clopper_pearson import _require_confidence, _require_count, _require_delta
+from audits.privacy.validation import require_confidence, require_delta, require_game
+from privtangent.dp.analysis.gaussian_dp import gdp_delta, gdp_epsilon, gdp_mu
+from privtangent.dp.analysis.subsampled_gaussian import subsampled_gaussian_epsilon, subsampled_gaussian_profile
 from privtangent.errors import ConfigError
 
 __all__ = [
@@ -118,73 +119,7 @@ _MU_TOL = 1e-5
 _METHODS = ("auto", "recursion", "lp")
 
 
-# --------------------------------------------------------------------------- GDP conversions
-
-
-def gdp_delta(epsilon, mu):
-    """Privacy profile of μ-GDP: δ(ε) = Φ(−ε/μ + μ/2) − e^ε Φ(−ε/μ − μ/2) (Dong, Roth, Su 2019, Cor. 2.13).
-
-    Computed as Φ(a)·(1 − exp(ε + log Φ(b) − log Φ(a))) so that it stays accurate (relative
-    error ~1e-15) down to δ ~ 1e-300 and does not overflow for large ε. Vectorized in ε.
-    """
-    mu = float(mu)
-    eps = np.asarray(epsilon, dtype=float)
-    if mu <= 0.0:
-        return np.zeros_like(eps) if eps.ndim else 0.0
-    la = log_ndtr(-eps / mu + mu / 2.0)
-    lb = log_ndtr(-eps / mu - mu / 2.0)
-    out = np.exp(la) * -np.expm1(np.minimum(eps + lb - la, 0.0))
-    return out if out.ndim else float(out)
-
-
-def gdp_epsilon(mu: float, delta: float) -> float:
-    """ε(μ, δ): the smallest ε with δ_μ(ε) ≤ δ (0 if δ_μ(0) ≤ δ). Root of the decreasing δ_μ(·)."""
-    mu, delta = float(mu), float(delta)
-    if not 0.0 < delta < 1.0:
-        raise ConfigError(f"delta must lie strictly between 0 and 1 for a GDP conversion, got {delta!r}")
-    if mu < 0 or not math.isfinite(mu):
-        raise ConfigError(f"mu must be a finite number ≥ 0, got {mu!r}")
-    if mu == 0.0 or gdp_delta(0.0, mu) <= delta:
-        return 0.0
-    hi = max(1.0, mu * mu)
-    while gdp_delta(hi, mu) > delta:
-        hi *= 2.0
-    return float(brentq(lambda e: gdp_delta(e, mu) - delta, 0.0, hi, xtol=1e-13, rtol=1e-15))
-
-
-def gdp_mu(epsilon: float, delta: float) -> float:
-    """μ(ε, δ): the μ whose (ε, δ) conversion is exactly ε (ε(μ, δ) increases with μ)."""
-    epsilon, delta = float(epsilon), float(delta)
-    if not 0.0 < delta < 1.0:
-        raise ConfigError(f"delta must lie strictly between 0 and 1 for a GDP conversion, got {delta!r}")
-    if not epsilon >= 0 or not math.isfinite(epsilon):
-        raise ConfigError(f"epsilon must be a finite number ≥ 0, got {epsilon!r}")
-    if epsilon == 0.0:
-        # largest μ with δ_μ(0) = 2Φ(μ/2) − 1 ≤ δ
-        return float(2.0 * ndtri((1.0 + delta) / 2.0))
-    lo, hi = 0.0, 1.0
-    while gdp_delta(epsilon, hi) < delta:
-        lo, hi = hi, 2.0 * hi
-    return float(brentq(lambda u: gdp_delta(epsilon, u) - delta, lo, hi, xtol=1e-14, rtol=1e-15))
-
-
 # --------------------------------------------------------------------------- input checks
-
-
-def _require_game(num_canaries, num_guesses, num_correct) -> tuple[int, int, int]:
-    m = _require_count(num_canaries, "num_canaries")
-    k = _require_count(num_guesses, "num_guesses")
-    c = _require_count(num_correct, "num_correct")
-    if m == 0:
-        raise ConfigError("num_canaries must be at least 1, got 0")
-    if k > m:
-        raise ConfigError(
-            f"num_guesses ({k}) must not exceed num_canaries ({m}); num_canaries counts every canary, "
-            "including those the auditor abstained on"
-        )
-    if c > k:
-        raise ConfigError(f"num_correct ({c}) must not exceed num_guesses ({k})")
-    return m, k, c
 
 
 def _require_method(method: object) -> str:
@@ -233,8 +168,8 @@ def fdp_recursion_rejects(num_canaries: int, num_guesses: int, num_correct: int,
     r_i = r_{i+1} + i/(k − i)·(h_i − h_{i+1}), starting from r_c = τc/m, h_c = τ(k − c)/m with
     τ = 1 − confidence; reject iff r_0 + h_0 > k/m. F^{-1}(y) = Φ(Φ^{-1}(y) − μ).
     """
-    m, k, c = _require_game(num_canaries, num_guesses, num_correct)
-    tau = 1.0 - _require_confidence(confidence)
+    m, k, c = require_game(num_canaries, num_guesses, num_correct)
+    tau = 1.0 - require_confidence(confidence)
     if c == 0:
         return False
     need = _recursion_needed_mass(m, k, c, _gdp_finv(np.array([float(mu)])), tau, 1)
@@ -315,7 +250,6 @@ class _WindowLP:
         rows, cols, vals = [], [], []
         r = 0
         iw = w - w_lo
-        kinds = []  # row kind per row: 0 = aux-defining (b = 0), 1 = budget(j), 2 = mass
         budget_rows = np.empty(J, dtype=int)
         for j, e in enumerate(self.eps):
             ee = math.exp(e)
@@ -502,7 +436,7 @@ def gdp_one_run_tail_bound(num_canaries: int, num_guesses: int, num_correct: int
     Useful to audit the bound itself: an f-DP mechanism whose simulated tail exceeds this
     number would refute it.
     """
-    m, k, c = _require_game(num_canaries, num_guesses, num_correct)
+    m, k, c = require_game(num_canaries, num_guesses, num_correct)
     mu = float(mu)
     if c == 0:
         return 1.0
@@ -528,8 +462,8 @@ def gdp_one_run_mu_lower_bound(
 
     0.0 when even μ → 0 (independent fair coins, W ~ Binomial(k, 1/2)) is not rejected.
     """
-    m, k, c = _require_game(num_canaries, num_guesses, num_correct)
-    tau = 1.0 - _require_confidence(confidence)
+    m, k, c = require_game(num_canaries, num_guesses, num_correct)
+    tau = 1.0 - require_confidence(confidence)
     method = _require_method(method)
     if c == 0 or _binomial_half_tail(k, c) >= tau:
         return 0.0
@@ -577,7 +511,7 @@ def gdp_one_run_epsilon_lower_bound(
     k = 2,000: "recursion" ~0.02 s, "auto" ~0.5–0.9 s (two HiGHS solves), 3–4 s when the shared
     2-core machine is heavily loaded (benchmarks/results/fdp_tightness.md was measured so).
     """
-    d = _require_delta(delta)
+    d = require_delta(delta)
     if d == 0.0:
         raise ConfigError("delta must be > 0: a μ-GDP mechanism with μ > 0 is not (ε, 0)-DP for any finite ε")
     mu = gdp_one_run_mu_lower_bound(
@@ -585,111 +519,7 @@ def gdp_one_run_epsilon_lower_bound(
     )
     if mu <= 0.0:
         return 0.0
-    return gdp_epsilon(mu, d)
-
-
-# --------------------------------------------------------------------------- subsampled Gaussian
-#
-# The accountant's curve: `steps` Poisson-subsampled Gaussian steps (sensitivity 1, noise
-# multiplier σ, sampling rate q), the default accountant of privtangent (prv-accountant,
-# Gopi, Lee, Wutschitz 2021). Its composed privacy random variable gives, for either neighbour
-# direction, δ(ε) ≤ δ̂(ε − eps_error) + delta_error (their Thm 5.5; `PRVAccountant.compute_delta`),
-# an upper bound on the true profile. The "remove" direction (the run with the canary is the
-# mixture) is prv-accountant's own PRV; the "add" direction is the same loss seen from the
-# other side, ℓ' = −log(1 − q + q·e^{(2x−1)/(2σ²)}), x ~ N(0, σ²), defined below. (★) needs their
-# average; both are computed, nothing is assumed about which dominates.
-
-_PRV_EPS_ERROR = 0.02
-_PRV_DELTA_ERROR = 1e-10
-
-
-def _add_direction_prv(q: float, sigma: float):
-    from prv_accountant.privacy_random_variables import PoissonSubsampledGaussianMechanism, PrivacyRandomVariable
-
-    class _AddDirection(PrivacyRandomVariable):
-        """Privacy loss log(Q'/P') under Q' = N(0, σ²) with P' = (1 − q)N(0, σ²) + qN(1, σ²)."""
-
-        def __init__(self) -> None:
-            self._remove = PoissonSubsampledGaussianMechanism(q, sigma)
-
-        def cdf(self, t):
-            t = np.asarray(t, dtype=float)
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                ok = (-t > math.log1p(-q)) if q < 1 else np.ones(t.shape, dtype=bool)
-                z = np.where(ok, np.log((np.exp(-t) - (1.0 - q)) / q), np.inf)
-                x = sigma * sigma * z + 0.5  # ℓ'(x) ≤ t ⟺ x ≥ x(t)
-                out = ndtr(-x / sigma)
-            return np.where(ok, out, 1.0)
-
-        def rdp(self, alpha: float) -> float:
-            # used only to size the discretization domain; Mironov, Talwar, Zhang (2019, Thm 5):
-            # the Rényi divergence of this direction is at most that of the remove direction
-            return self._remove.rdp(alpha)
-
-    return _AddDirection()
-
-
-@lru_cache(maxsize=128)
-def _composed_prvs(sigma: float, q: float, steps: int):
-    from prv_accountant import PRVAccountant
-    from prv_accountant.privacy_random_variables import PoissonSubsampledGaussianMechanism
-
-    out = []
-    for prv in (PoissonSubsampledGaussianMechanism(q, sigma), _add_direction_prv(q, sigma)):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            acc = PRVAccountant([prv], eps_error=_PRV_EPS_ERROR, delta_error=_PRV_DELTA_ERROR, max_self_compositions=[steps])
-            out.append((acc, acc.compute_composition([steps])))
-    return tuple(out)
-
-
-def _delta_estimates(composed, eps: np.ndarray) -> np.ndarray:
-    """prv-accountant's δ̂(ε) = E[(1 − e^{ε − L})_+] of a composed discrete PRV, vectorized over ε."""
-    t = composed.domain.ts()
-    p = composed.pmf
-    order_eps = np.asarray(eps, dtype=float)
-    # suffix sums: Σ_{t_i ≥ ε} p_i and Σ_{t_i ≥ ε} p_i e^{−t_i}
-    s1 = np.concatenate([np.cumsum(p[::-1])[::-1], [0.0]])
-    s2 = np.concatenate([np.cumsum((p * np.exp(-t))[::-1])[::-1], [0.0]])
-    idx = np.searchsorted(t, order_eps, side="left")
-    fin = s1[idx] - np.exp(order_eps) * s2[idx]
-    d_inf = 1.0 - math.exp(composed.log_pmc_inf)
-    return np.clip(fin, 0.0, None) * (1.0 - d_inf) + d_inf
-
-
-def subsampled_gaussian_profile(noise_multiplier: float, sample_rate: float, steps: int, epsilons) -> tuple[np.ndarray, np.ndarray]:
-    """Upper bounds (δ_remove(ε), δ_add(ε)) of `steps` Poisson-subsampled Gaussian steps.
-
-    From prv-accountant: δ̂(ε − eps_error) + delta_error with eps_error = 0.02 and
-    delta_error = 1e-10 (Gopi et al. 2021, Thm 5.5). With sample_rate = 1 both equal the μ-GDP
-    profile with μ = √steps/σ up to those errors (checked in the tests). Cached per (σ, q, T).
-    """
-    sigma, q, T = float(noise_multiplier), float(sample_rate), int(steps)
-    if not sigma > 0 or not 0 < q <= 1 or T < 1:
-        raise ConfigError(f"need noise_multiplier > 0, 0 < sample_rate ≤ 1, steps ≥ 1; got {sigma}, {q}, {steps}")
-    eps = np.atleast_1d(np.asarray(epsilons, dtype=float))
-    (_, rem), (_, add) = _composed_prvs(sigma, q, T)
-    shifted = eps - _PRV_EPS_ERROR
-    return (
-        np.minimum(_delta_estimates(rem, shifted) + _PRV_DELTA_ERROR, 1.0),
-        np.minimum(_delta_estimates(add, shifted) + _PRV_DELTA_ERROR, 1.0),
-    )
-
-
-def subsampled_gaussian_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float, *, bound: str = "lower") -> float:
-    """ε at δ of the accountant's curve (the larger of the two directions), from prv-accountant.
-
-    bound="lower" (used to report an audit's ε_lb: never overstates), "estimate" or "upper".
-    """
-    i = {"lower": 0, "estimate": 1, "upper": 2}[bound]
-    out = 0.0
-    for acc, _ in _composed_prvs(float(noise_multiplier), float(sample_rate), int(steps)):
-        try:
-            e = acc.compute_epsilon(float(delta), [int(steps)])[i]
-        except (RuntimeError, ValueError):  # prv-accountant fails for very large ε (see SPEC.md)
-            e = math.inf if bound != "lower" else 0.0
-        out = max(out, float(e))
-    return max(0.0, out)
+    return gdp_epsilon(mu, d, side="lower")
 
 
 def subsampled_gaussian_one_run_epsilon_lower_bound(
@@ -713,9 +543,9 @@ def subsampled_gaussian_one_run_epsilon_lower_bound(
     *lower* bound, so it never overstates. Each σ probed costs one PRV composition (~0.5–3 s), so
     a call takes tens of seconds; "recursion" is several times faster than "auto".
     """
-    m, k, c = _require_game(num_canaries, num_guesses, num_correct)
-    tau = 1.0 - _require_confidence(confidence)
-    d = _require_delta(delta)
+    m, k, c = require_game(num_canaries, num_guesses, num_correct)
+    tau = 1.0 - require_confidence(confidence)
+    d = require_delta(delta)
     method = _require_method(method)
     q, T = float(sample_rate), int(steps)
     if not 0 < q <= 1 or T < 1:

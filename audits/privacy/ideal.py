@@ -31,6 +31,7 @@ from scipy.optimize import brentq
 from scipy.special import ndtr
 from scipy.stats import binom
 
+from privtangent.dp.analysis.gaussian_dp import gdp_mu
 from privtangent.errors import ConfigError
 
 __all__ = [
@@ -122,8 +123,6 @@ def ideal_tightness(
     `bound(num_canaries, num_guesses, num_correct)` returns an ε lower bound. `mu` overrides
     the μ (e.g. √T/σ of a given run). With return_all, returns (median, ratios, counts).
     """
-    from audits.privacy.fdp import gdp_mu
-
     if mu is None:
         mu = gdp_mu(epsilon, delta)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)

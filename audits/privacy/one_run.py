@@ -23,27 +23,13 @@ import numpy as np
 from scipy.special import expit
 from scipy.stats import binom
 
-from audits.privacy.clopper_pearson import _require_confidence, _require_count, _require_delta
+from audits.privacy.validation import require_confidence, require_count, require_delta, require_game
 from privtangent.errors import ConfigError
 
 __all__ = ["one_run_p_value", "one_run_epsilon_lower_bound", "one_run_guesses"]
 
 _EPS_TOLERANCE = 1e-7  # bisection stops when the bracket is this narrow
 _EPS_CEILING = 1e3  # no finite count certifies more; bisection never needs to look further
-
-
-def _require_game(num_canaries: object, num_guesses: object, num_correct: object) -> tuple[int, int, int]:
-    """(m, r, v) as ints with 0 ≤ v ≤ r ≤ m and m ≥ 1; ConfigError naming the argument otherwise."""
-    m = _require_count(num_canaries, "num_canaries")
-    r = _require_count(num_guesses, "num_guesses")
-    v = _require_count(num_correct, "num_correct")
-    if m == 0:
-        raise ConfigError("num_canaries must be at least 1, got 0")
-    if r > m:
-        raise ConfigError(f"num_guesses ({r}) must not exceed num_canaries ({m})")
-    if v > r:
-        raise ConfigError(f"num_correct ({v}) must not exceed num_guesses ({r})")
-    return m, r, v
 
 
 def _p_value(m: int, r: int, v: int, epsilon: float, delta: float) -> float:
@@ -63,10 +49,10 @@ def one_run_p_value(num_canaries: int, num_guesses: int, num_correct: int, epsil
     Steinke et al. (2023), main theorem, computed as in their Appendix D:
     P[W' ≥ v] + 2mδ · max_i P[v > W' ≥ v − i]/i with W' ~ Binomial(r, e^ε/(1 + e^ε)).
     """
-    m, r, v = _require_game(num_canaries, num_guesses, num_correct)
+    m, r, v = require_game(num_canaries, num_guesses, num_correct)
     if not np.isfinite(epsilon) or epsilon < 0:
         raise ConfigError(f"epsilon must be a finite number ≥ 0, got {epsilon!r}")
-    return _p_value(m, r, v, float(epsilon), _require_delta(delta))
+    return _p_value(m, r, v, float(epsilon), require_delta(delta))
 
 
 def one_run_epsilon_lower_bound(
@@ -79,8 +65,8 @@ def one_run_epsilon_lower_bound(
     errs low by at most 1e-7. All guesses right out of 100 / 1,000 / 5,000 (δ = 0, 95 %)
     gives 3.49 / 5.81 / 7.42.
     """
-    m, r, v = _require_game(num_canaries, num_guesses, num_correct)
-    d, level = _require_delta(delta), 1.0 - _require_confidence(confidence)
+    m, r, v = require_game(num_canaries, num_guesses, num_correct)
+    d, level = require_delta(delta), 1.0 - require_confidence(confidence)
     if _p_value(m, r, v, 0.0, d) >= level:
         return 0.0
     lo, hi = 0.0, 1.0  # invariant: p(lo) < level ≤ p(hi)
@@ -126,11 +112,11 @@ def one_run_guesses(
     if (num_guesses is None) == (k_pos is None and k_neg is None):
         raise ConfigError("give either num_guesses or both k_pos and k_neg")
     if num_guesses is not None:
-        k = _require_count(num_guesses, "num_guesses")
+        k = require_count(num_guesses, "num_guesses")
         k_pos, k_neg = k // 2, k - k // 2
     elif k_pos is None or k_neg is None:
         raise ConfigError("k_pos and k_neg must be given together")
-    kp, kn = _require_count(k_pos, "k_pos"), _require_count(k_neg, "k_neg")
+    kp, kn = require_count(k_pos, "k_pos"), require_count(k_neg, "k_neg")
     if kp + kn > s.size:
         raise ConfigError(f"k_pos + k_neg ({kp + kn}) must not exceed the number of canaries ({s.size})")
     order = np.argsort(s, kind="stable")

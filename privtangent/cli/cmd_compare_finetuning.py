@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from privtangent.choices import TABLE1_EPOCHS as DEFAULT_EPOCHS
+from privtangent.choices import TABLE1_METHODS as METHOD_ORDER
+from privtangent.choices import TABLE1_TASKS as TASKS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from privtangent.experiments.finetuning import DEFAULT_EPOCHS, METHOD_ORDER, TASKS
-
     p = sub.add_parser(
         "compare-finetuning",
         help="Table 1: TAFT vs non-linear fine-tuning vs the head, near and far task",

@@ -1,10 +1,12 @@
 """``privtangent``: one entry point, one subcommand per module.
 
-Core subcommands are the ``privtangent/cli/cmd_*.py`` modules; subcommands that live
-above the core (``audit``, ``report``) come from the ``privtangent.commands`` entry-point
-group, so the core never imports the layers built on it.
+Core subcommands are the ``privtangent/cli/cmd_*.py`` modules; subcommands that live above the
+core (``audit``, ``report``) come from the ``privtangent.commands`` entry-point group, so the
+core never imports the layers built on it. Registering a subcommand imports nothing heavy
+(torch, timm, scipy): each command imports what it needs when it runs, so ``--help`` is fast.
 
-Exit status: 0 success, 1 a check failed (audits), 2 bad input, 130 interrupted.
+Exit status (``privtangent.errors.ExitStatus``): 0 success, 1 a check failed (audits), 2 bad
+input (the message names it; nothing written), 3 internal error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,21 +15,23 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import traceback
+from collections.abc import Callable
 from importlib.metadata import entry_points
 
 import privtangent
-from privtangent.errors import PrivtangentError
+from privtangent.errors import ExitStatus, PrivtangentError
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+Register = Callable[[argparse._SubParsersAction], None]
 
 
-def _core_commands() -> list:
+def _core_commands() -> list[Register]:
     package = importlib.import_module("privtangent.cli")
     names = sorted(m.name for m in pkgutil.iter_modules(package.__path__) if m.name.startswith("cmd_"))
     return [importlib.import_module(f"privtangent.cli.{name}").register for name in names]
 
 
-def _plugin_commands() -> list:
+def _plugin_commands() -> list[Register]:
     return [ep.load() for ep in sorted(entry_points(group="privtangent.commands"), key=lambda e: e.name)]
 
 
@@ -37,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Differential-privacy and unlearning audits for tangent vision transformers. "
         "Run `privtangent audit --out DIR` for the whole pre-release audit on the embedded default.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="exit status: 0 ok, 1 a check failed, 2 bad input",
+        epilog="exit status: 0 ok, 1 a check failed, 2 bad input, 3 internal error",
     )
     parser.add_argument("--version", action="version", version=f"privtangent {privtangent.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -53,11 +57,15 @@ def main(argv: list[str] | None = None) -> int:
         status = args.func(args)
     except PrivtangentError as err:
         print(f"privtangent: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitStatus.BAD_INPUT
     except KeyboardInterrupt:
         print("privtangent: interrupted", file=sys.stderr)
-        return 130
-    return EXIT_OK if status is None else int(status)
+        return ExitStatus.INTERRUPTED
+    except Exception as err:  # noqa: BLE001 - a crash must never look like a failed check (status 1)
+        traceback.print_exc(file=sys.stderr)
+        print(f"privtangent: internal error: {type(err).__name__}: {err}", file=sys.stderr)
+        return ExitStatus.INTERNAL_ERROR
+    return ExitStatus.OK if status is None else int(status)
 
 
 if __name__ == "__main__":

@@ -1,23 +1,16 @@
-"""Differential privacy: accountants, noise calibration, per-sample gradients, DP optimizers."""
+"""Differential privacy: accountants, noise calibration, per-sample gradients, DP optimizers.
 
-from importlib import import_module
+- ``epsilon`` / ``calibrate_noise``: accounting of the (subsampled) Gaussian mechanism;
+- ``per_sample_grads``: per-example gradients of a tangent or non-linear model;
+- ``DPOptimizer``: clipping + Gaussian noise around any torch optimizer;
+- ``DPConfig`` / ``fit_dp``: a DP fine-tuning run with its privacy manifest.
+"""
 
-# public name -> submodule that defines it (imported on first use, keeps `import privtangent` light)
-_EXPORTS = {
-    "epsilon": "privtangent.dp.accounting",
-    "calibrate_noise": "privtangent.dp.calibration",
-    "per_sample_grads": "privtangent.dp.per_sample",
-    "DPConfig": "privtangent.dp.training",
-    "DPOptimizer": "privtangent.dp.optimizer",
-    "DPStep": "privtangent.dp.optimizer",
-    "fit_dp": "privtangent.dp.training",
-}
+from privtangent.dp.accounting import epsilon
+from privtangent.dp.calibration import calibrate_noise
+from privtangent.dp.config import DPConfig
+from privtangent.dp.optimizer import DPOptimizer, DPStep
+from privtangent.dp.per_sample import per_sample_grads
+from privtangent.dp.training import DPResult, fit_dp
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'privtangent.dp' has no attribute {name!r}")
-
-
-__all__ = sorted(_EXPORTS)
+__all__ = ["DPConfig", "DPOptimizer", "DPResult", "DPStep", "calibrate_noise", "epsilon", "fit_dp", "per_sample_grads"]

@@ -19,9 +19,9 @@ import math
 from collections.abc import Callable
 
 from privtangent.dp.accountants import Accountant, get_accountant
-from privtangent.dp.accountants.gaussian import gdp_epsilon, gdp_mu
-from privtangent.dp.accounting import (
-    DEFAULT_ACCOUNTANT,
+from privtangent.dp.accounting import DEFAULT_ACCOUNTANT
+from privtangent.dp.analysis.gaussian_dp import gdp_epsilon, gdp_mu
+from privtangent.dp.parameters import (
     check_delta,
     check_epsilon,
     check_sample_rate,

@@ -16,24 +16,18 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from privtangent.dp.parameters import check_max_grad_norm
 from privtangent.dp.per_sample import (
     DEFAULT_CHUNK,
     GhostUnsupported,
     LossFn,
-    _check_output,
+    check_output,
     per_sample_grads,
     resolve_method,
     site_gradients,
     trainable,
 )
 from privtangent.errors import ConfigError
-
-
-def check_max_grad_norm(max_grad_norm: float) -> float:
-    c = float(max_grad_norm)
-    if not (c > 0 and c < float("inf")):
-        raise ConfigError(f"max_grad_norm (the clipping norm C) must be a positive finite number, got {max_grad_norm!r}")
-    return c
 
 
 def clip_factors(norms: Tensor, max_grad_norm: float) -> Tensor:
@@ -91,7 +85,7 @@ def clipped_grad_sum(model: nn.Module, loss_fn: LossFn, features: Tensor, y: Ten
     ``method``: "auto" (the ghost engine for TangentViT / NonLinearViT, else vmap), "ghost", "vmap", "loop".
     """
     check_max_grad_norm(max_grad_norm)
-    output = _check_output(model, output)
+    output = check_output(model, output)
     params = trainable(model)
     if len(y) == 0:
         return ClippedSum.zeros(params)
@@ -116,5 +110,5 @@ def clipped_grad_sum(model: nn.Module, loss_fn: LossFn, features: Tensor, y: Ten
     return total
 
 
-__all__ = ["ClippedSum", "check_max_grad_norm", "clip_and_sum", "clip_factors", "clip_per_sample",
+__all__ = ["ClippedSum", "clip_and_sum", "clip_factors", "clip_per_sample",
            "clipped_grad_sum", "per_sample_norms"]

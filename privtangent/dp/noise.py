@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from privtangent.dp.parameters import check_noise_multiplier
 from privtangent.errors import ConfigError
 
 
@@ -50,13 +51,6 @@ def mechanism_randomness(noise_seed: int | None = None, device: str | torch.devi
     return MechanismRandomness(generator, True, noise_seed)
 
 
-def check_noise_multiplier(noise_multiplier: float) -> float:
-    s = float(noise_multiplier)
-    if not (s >= 0 and s < float("inf")):
-        raise ConfigError(f"noise_multiplier must be ≥ 0 and finite, got {noise_multiplier!r}")
-    return s
-
-
 def gaussian_noise(like: Mapping[str, Tensor], std: float, generator: torch.Generator) -> dict[str, Tensor]:
     """Independent N(0, std²) noise of the shape of each tensor (in a fixed name order)."""
     out = {}
@@ -76,7 +70,7 @@ def privatize(clipped_sum: Mapping[str, Tensor], noise_multiplier: float, max_gr
     Dividing by the *expected* batch size (a public constant) rather than the realized one
     keeps the sensitivity at C / (q·N) under Poisson sampling.
     """
-    sigma = check_noise_multiplier(noise_multiplier)
+    sigma = check_noise_multiplier(noise_multiplier, allow_zero=True)
     if not expected_batch_size > 0:
         raise ConfigError(f"expected_batch_size must be > 0, got {expected_batch_size!r}")
     std = sigma * max_grad_norm
@@ -90,4 +84,4 @@ def privatize(clipped_sum: Mapping[str, Tensor], noise_multiplier: float, max_gr
     return out
 
 
-__all__ = ["MechanismRandomness", "check_noise_multiplier", "gaussian_noise", "mechanism_randomness", "privatize"]
+__all__ = ["MechanismRandomness", "gaussian_noise", "mechanism_randomness", "privatize"]

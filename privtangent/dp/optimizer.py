@@ -25,8 +25,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from privtangent.dp.clipping import ClippedSum, check_max_grad_norm, clip_and_sum, clip_factors, clipped_grad_sum
-from privtangent.dp.noise import check_noise_multiplier, privatize
+from privtangent.dp.clipping import ClippedSum, clip_and_sum, clip_factors, clipped_grad_sum
+from privtangent.dp.noise import privatize
+from privtangent.dp.parameters import check_max_grad_norm, check_noise_multiplier
 from privtangent.dp.per_sample import DEFAULT_CHUNK, LossFn, trainable
 from privtangent.dp.sampling import micro_batches
 from privtangent.errors import ConfigError
@@ -73,7 +74,7 @@ class DPOptimizer:
                  physical_batch_size: int = 256, chunk_size: int = DEFAULT_CHUNK,
                  regularizer: Callable[[], Tensor] | None = None, observers: list[Observer] | None = None) -> None:
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
-        self.noise_multiplier = check_noise_multiplier(noise_multiplier)
+        self.noise_multiplier = check_noise_multiplier(noise_multiplier, allow_zero=True)
         self.max_grad_norm = check_max_grad_norm(max_grad_norm)
         if not expected_batch_size > 0:
             raise ConfigError(f"expected_batch_size must be > 0, got {expected_batch_size!r}")

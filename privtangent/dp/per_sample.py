@@ -110,7 +110,7 @@ def _module_paths(module: nn.Module, params: dict[str, Tensor]) -> dict[str, str
     return {n: by_id[id(p)] for n, p in params.items()}
 
 
-def _check_output(model: nn.Module, output: str) -> str:
+def check_output(model: nn.Module, output: str) -> str:
     if output not in ("full", "jvp"):
         raise ConfigError(f"output must be 'full' or 'jvp', got {output!r}")
     if output == "jvp" and not is_tangent(model):
@@ -512,7 +512,7 @@ def per_sample_grads(model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, *,
             "auto" falls back to "vmap" when the ghost engine meets an op it does not know.
         chunk_size: samples per ``vmap`` call (memory bound of the vmap engine).
     """
-    output = _check_output(model, output)
+    output = check_output(model, output)
     module, inputs = _as_inputs(model, x, features)
     params = trainable(model)
     chosen = resolve_method(model, method)

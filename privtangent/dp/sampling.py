@@ -17,14 +17,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from privtangent.dp.parameters import check_sample_rate
 from privtangent.errors import ConfigError
-
-
-def check_sample_rate(q: float) -> float:
-    q = float(q)
-    if not 0.0 < q <= 1.0:
-        raise ConfigError(f"sample_rate must be in (0, 1] (1 = full batch), got {q}")
-    return q
 
 
 def steps_for_epochs(epochs: int | float, sample_rate: float) -> int:
@@ -76,5 +70,5 @@ def micro_batches(indices: Tensor, physical_batch_size: int) -> list[Tensor]:
     return list(torch.split(indices, physical_batch_size)) if len(indices) else []
 
 
-__all__ = ["BatchSampler", "check_sample_rate", "micro_batches", "poisson_sample", "sampling_scheme",
+__all__ = ["BatchSampler", "micro_batches", "poisson_sample", "sampling_scheme",
            "steps_for_epochs"]

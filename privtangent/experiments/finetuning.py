@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from privtangent.choices import TABLE1_EPOCHS, TABLE1_METHODS
 from privtangent.errors import ConfigError
 from privtangent.io.atomic import atomic_write_json
 from privtangent.io.hashing import tensor_hash
@@ -43,11 +44,11 @@ TASKS = {  # key -> (data set, training-sample limit, paper's name for it)
     "near": ("fashion-near", 5000, "near (Fashion-MNIST 5–9)"),
     "far": ("digits", None, "far (digits)"),
 }
-METHOD_ORDER = ("NLFT-k", "TAFT-k", "NLFT-1", "TAFT-1", "FC")
+METHOD_ORDER = TABLE1_METHODS
 RUN_COLUMNS = ["task", "data", "method", "variant", "tangent", "blocks", "regime", "reset", "linearize_cls", "loss",
                "lr", "epochs", "batch_size", "seed", "num_train", "num_test", "test_accuracy", "train_accuracy",
                "train_seconds", "cpu_seconds", "wall_seconds", "worker"]
-DEFAULT_EPOCHS = 8
+DEFAULT_EPOCHS = TABLE1_EPOCHS
 FC_LR = 1e-2  # the head alone converges slowly at 1e-3 in a short schedule; 1e-2 is FC's better choice here
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from privtangent.errors import PrivtangentError
+from privtangent.io.atomic import fsync_dir
 from privtangent.io.hashing import sha256_bytes
 
 GENESIS = "0" * 64
@@ -174,7 +175,7 @@ class Ledger:
         finally:
             os.close(fd)
         if created:
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         return record
 
     def repair_torn_tail(self) -> bool:
@@ -189,10 +190,3 @@ class Ledger:
             os.fsync(handle.fileno())
         return True
 
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -61,7 +61,7 @@ from typing import Any
 
 from privtangent.data.dataset import LabeledData
 from privtangent.errors import CheckpointError, ConfigError, PrivtangentError
-from privtangent.io.atomic import atomic_write_json
+from privtangent.io.atomic import atomic_write_json, fsync_dir
 from privtangent.io.checkpoint import save_checkpoint
 from privtangent.io.hashing import sha256_bytes, sha256_file, tensor_hash
 from privtangent.shards.executors import ids_hash
@@ -291,16 +291,9 @@ def collect_garbage(model: ShardedModel) -> list[str]:
     for path in model.directory.glob(".*.tmp"):
         path.unlink()
     if deleted:
-        _fsync_dir(model.shards_dir)
+        fsync_dir(model.shards_dir)
     return deleted
 
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _commit(model: ShardedModel, pending: dict[str, Any], seconds: float, recovered: str | None = None) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import sys
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from privtangent.features import FeatureCache
 from privtangent.io.atomic import atomic_write_json
 from privtangent.io.checkpoint import library_versions, load_checkpoint, save_checkpoint
 from privtangent.io.hashing import tensor_hash
+from privtangent.threads import torch_threads
 from privtangent.train.config import TrainConfig
 from privtangent.train.trainer import EpochHook, TrainResult, fit, prepare_model
 
@@ -141,20 +141,6 @@ def data_record(data: LabeledData, **extra: Any) -> dict[str, Any]:
     return {"name": data.name, "num_samples": len(data), "num_classes": data.num_classes,
             "classes": list(data.classes), "ids_sha256": data.ids_hash(),
             "content_sha256": data.content_hash(), **extra}
-
-
-@contextmanager
-def torch_threads(threads: int | None):
-    """Run with ``threads`` intra-op threads (None: leave as is); restore afterwards."""
-    if threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def has_run(directory: str | Path) -> bool:
@@ -328,94 +314,3 @@ def load_run(directory: str | Path, base: nn.Module) -> tuple[nn.Module, dict]:
     model.load_trainable(trainable)
     return model, manifest
 
-
-def completed_metrics(out: str | Path) -> dict | None:
-    """The metrics of a finished run in ``out`` (None when it has not finished)."""
-    import json
-
-    path = Path(out) / "metrics.json"
-    if not path.exists():
-        return None
-    return json.loads(path.read_text())
-
-
-# -- what the CLI and the experiments train on ------------------------------------------------
-
-def load_base(name: str | None = None, checkpoint: str | Path | None = None, kwargs: dict | None = None,
-              progress: bool = True) -> tuple[nn.Module, dict[str, Any]]:
-    """The base model and its record for a manifest.
-
-    No name and no checkpoint: the embedded default (``pretrained_base``). A checkpoint
-    alone: the embedded default's architecture with those weights. A timm name needs a
-    local checkpoint (weights are never downloaded).
-    """
-    from privtangent.models.pretrain import DEFAULT_MODEL, pretrained_base
-    from privtangent.models.vit import build_vit, load_checkpoint as load_weights
-
-    if name is None and checkpoint is None:
-        if kwargs:
-            raise ConfigError("model.kwargs: needs model.name (and a checkpoint)")
-        model, info = pretrained_base(progress=progress)
-        return model, {"name": DEFAULT_MODEL["name"], "kwargs": DEFAULT_MODEL["kwargs"], "embedded_default": True,
-                       "checkpoint": info.get("path")}
-    if checkpoint is None:
-        raise ConfigError(f"--model {name}: needs --checkpoint FILE (a local .safetensors state dict; "
-                          "weights are never downloaded)")
-    if kwargs is not None and not isinstance(kwargs, dict):
-        raise ConfigError(f"model.kwargs: must be a mapping, got {type(kwargs).__name__}")
-    if name is None:
-        name, kwargs = DEFAULT_MODEL["name"], {**DEFAULT_MODEL["kwargs"], **(kwargs or {})}
-    model = build_vit(name, **dict(kwargs or {}))
-    loaded = load_weights(model, checkpoint)
-    return model.eval(), {"name": name, "kwargs": dict(kwargs or {}), "checkpoint": str(checkpoint),
-                          "head_replaced": loaded["head_replaced"], "embedded_default": False}
-
-
-def expected_input(model: nn.Module) -> tuple[int, int, int]:
-    """(channels, height, width) a timm ViT takes."""
-    embed = model.patch_embed
-    size = embed.img_size if isinstance(embed.img_size, (tuple, list)) else (embed.img_size, embed.img_size)
-    return int(embed.proj.in_channels), int(size[0]), int(size[1])
-
-
-def load_data(spec: str | dict, model: nn.Module, limit: int | None = None, test_limit: int | None = None,
-              root: Path | None = None) -> tuple[LabeledData, LabeledData, dict[str, Any]]:
-    """(train, test, record) for a task name or an image-folder spec ``{train: DIR, test: DIR}``.
-
-    Image folders are resized to the model's input size; relative paths are taken from
-    ``root`` (the config file's folder). The data must fit the model's input shape.
-    """
-    from privtangent.data import TASKS, load_image_folder, load_task
-
-    for name, value in (("data_limit", limit), ("test_limit", test_limit)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ConfigError(f"{name}: must be an integer ≥ 1, got {value!r}")
-    chans, height, width = expected_input(model)
-    if isinstance(spec, str):
-        if spec not in TASKS:
-            raise ConfigError(f"data: unknown data set {spec!r}; choose one of {', '.join(TASKS)} "
-                              "or give image folders {train: DIR, test: DIR} in a config file")
-        train, test = load_task(spec, "train", limit=limit), load_task(spec, "test", limit=test_limit)
-        record = {"task": spec, "limit": limit, "test_limit": test_limit}
-    elif isinstance(spec, dict):
-        unknown = sorted(set(spec) - {"train", "test", "mean", "std"})
-        if unknown:
-            raise ConfigError(f"data.{unknown[0]}: unknown field (known: train, test, mean, std)")
-        if "train" not in spec or "test" not in spec:
-            raise ConfigError("data: an image-folder data set needs both data.train and data.test folders")
-        folders = {}
-        for split in ("train", "test"):
-            path = Path(spec[split])
-            folders[split] = path if path.is_absolute() or root is None else root / path
-        norm = {"mean": spec.get("mean", 0.5), "std": spec.get("std", 0.5)}
-        train = load_image_folder(folders["train"], height, chans, **norm).limit(limit)
-        test = load_image_folder(folders["test"], height, chans, classes=train.classes, **norm).limit(test_limit)
-        record = {"train_folder": str(folders["train"]), "test_folder": str(folders["test"]), "limit": limit,
-                  "test_limit": test_limit, **norm}
-    else:
-        raise ConfigError(f"data: must be a data set name or a mapping of image folders, got {type(spec).__name__}")
-    shape = tuple(train.images.shape[1:])
-    if shape != (chans, height, width):
-        raise ConfigError(f"data: {train.name} has {shape[0]}×{shape[1]}×{shape[2]} images, but the model takes "
-                          f"{chans}×{height}×{width}; choose a model built for this data (model.kwargs img_size/in_chans)")
-    return train, test, record

@@ -5,9 +5,10 @@ full-batch DP-GD is exactly μ-GDP with μ = √T/σ.
 """
 
 from privtangent.dp.accountants.base import Accountant, available, get_accountant, register
-from privtangent.dp.accountants.gaussian import GaussianAccountant, gdp_delta, gdp_epsilon, gdp_mu
+from privtangent.dp.accountants.gaussian import GaussianAccountant
 from privtangent.dp.accountants.prv import PRVAccountant, prv_bounds
 from privtangent.dp.accountants.rdp import RDPAccountant
+from privtangent.dp.analysis.gaussian_dp import gdp_delta, gdp_epsilon, gdp_mu
 
 __all__ = [
     "Accountant",

@@ -6,47 +6,17 @@ mechanism with sensitivity 1 and noise σ is μ-GDP with μ = 1/σ, and T of the
 
     δ(ε) = Φ(−ε/μ + μ/2) − e^ε · Φ(−ε/μ − μ/2),
 
-and nothing tighter holds, so inverting δ(ε) for ε gives the exact ε (no discretization error).
+and nothing tighter holds, so inverting δ(ε) for ε gives the exact ε (no discretization error);
+the conversion lives in ``privtangent.dp.analysis.gaussian_dp``, shared with the audits.
 """
 
 from __future__ import annotations
 
 import math
 
-from scipy.optimize import brentq
-from scipy.special import log_ndtr, ndtr
-
 from privtangent.dp.accountants.base import Accountant, register
+from privtangent.dp.analysis.gaussian_dp import gdp_epsilon
 from privtangent.errors import ConfigError
-
-
-def gdp_delta(epsilon: float, mu: float) -> float:
-    """δ(ε) of a μ-GDP mechanism (Dong–Roth–Su Cor. 2.13)."""
-    return float(
-        ndtr(-epsilon / mu + mu / 2) - math.exp(epsilon + log_ndtr(-epsilon / mu - mu / 2))
-    )
-
-
-def gdp_epsilon(mu: float, delta: float) -> float:
-    """The smallest ε ≥ 0 with δ(ε) ≤ `delta` for a μ-GDP mechanism (exact, to ~1e-12)."""
-    if gdp_delta(0.0, mu) <= delta:
-        return 0.0
-    hi = mu * mu / 2 + mu * math.sqrt(2 * math.log(1 / delta)) + 1.0
-    while gdp_delta(hi, mu) > delta:  # the guess above is an upper bound already; be safe
-        hi *= 2
-    eps = brentq(lambda e: gdp_delta(e, mu) - delta, 0.0, hi, xtol=1e-13, rtol=1e-14)
-    step = 1e-13
-    while gdp_delta(eps, mu) > delta:  # the root finder landed a hair below: stay conservative
-        eps, step = eps + step, step * 2
-    return float(eps)
-
-
-def gdp_mu(epsilon: float, delta: float) -> float:
-    """The μ for which a μ-GDP mechanism is exactly (ε, δ)-DP (δ(ε) increases with μ)."""
-    hi = 1.0
-    while gdp_delta(epsilon, hi) < delta:
-        hi *= 2
-    return float(brentq(lambda m: gdp_delta(epsilon, m) - delta, 0.0 + 1e-12, hi, xtol=1e-14))
 
 
 class GaussianAccountant(Accountant):
