@@ -1,1 +1,3 @@
-"""privtangent audits layer (see SPEC.md: reports → audits → attacks → privtangent)."""
+"""The audits layer: privacy (black-box and white-box), unlearning and utility audits, and the main
+job that composes them (``pipeline``). Dependencies point one way: reports → audits → attacks →
+privtangent."""

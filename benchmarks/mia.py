@@ -49,13 +49,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from audits.privacy.blackbox import run_privacy_audit
     from audits.population import make_population
+    from audits.privacy.blackbox import run_privacy_audit
     from audits.shadows import time_shadow_training
-    from privtangent.threads import torch_threads
     from privtangent.data import load_task
     from privtangent.features import FeatureCache
     from privtangent.models import pretrained_base
+    from privtangent.threads import torch_threads
     from privtangent.train import TrainConfig
 
     command = "python benchmarks/mia.py " + " ".join(argv if argv is not None else sys.argv[1:])

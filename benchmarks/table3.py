@@ -10,7 +10,7 @@ Two steps, both recorded in ``benchmarks/results/``:
    accounted for in ε (under the strict reading, where they are private too, it would need
    to be). The lr is chosen per kind (Ours, Reg), so neither is handicapped by the other's
    optimum. With Adam, C barely matters once it is below the per-sample gradient norms
-   (Adam is invariant to the scale of its input), so C stays at 1 (the value in NOTES.md).
+   (Adam is invariant to the scale of its input), so C stays at 1.
    Writes ``table3_tuning.md`` / ``table3_tuning.csv``.
 2. ``run``: ``privtangent compare-regimes`` with that lr (the exact command is in the output),
    writing ``table3.md``, ``table3.csv``, ``table3_runs.csv``, ``table3.png``, ``table3.json``
@@ -41,7 +41,7 @@ def tune(args: argparse.Namespace) -> None:
 
     from privtangent.data import load_task
     from privtangent.dp.config import DPConfig
-from privtangent.dp.training import fit_dp
+    from privtangent.dp.training import fit_dp
     from privtangent.features import FeatureCache
     from privtangent.models import pretrained_base
 

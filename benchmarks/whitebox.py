@@ -38,16 +38,16 @@ from audits.privacy import whitebox as wb  # noqa: E402
 
 
 def load() -> tuple:
-    from privtangent.inputs import random_subset
     from privtangent.data import load_task
     from privtangent.features import FeatureCache
+    from privtangent.inputs import random_subset
     from privtangent.models import pretrained_base
-    from privtangent.models.pretrain import cache_dir
+    from privtangent.paths import feature_cache_dir
 
     base, _ = pretrained_base(progress=False)
     train = random_subset(load_task("fashion-near", "train"), 2000, 0)  # the main job's training set
     test = random_subset(load_task("fashion-near", "test"), 1000, 1)
-    return base, train, test, FeatureCache(cache_dir() / "features")
+    return base, train, test, FeatureCache(feature_cache_dir())
 
 
 def dp_config():
@@ -104,7 +104,6 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    os.environ.setdefault("PRIVTANGENT_PROGRESS", "0")
     load_before = os.getloadavg()[0]
     base, train, test, cache = load()
     epsilons = (1.0, 3.0, 8.0)
@@ -185,7 +184,7 @@ def render(out: dict, args) -> str:
     m = out["machine"]
     runs = out["timing"]["runs"]
     lines = [
-        "# White-box canary audit of the DP training (issue 9)",
+        "# White-box canary audit of the DP training",
         "",
         f"Command: `python benchmarks/whitebox.py{' --seeds ' + str(args.seeds) if args.seeds != 5 else ''}` "
         "(from the repository root).",

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from privtangent.errors import PrivtangentError
 from privtangent.features import run_prefix
 from privtangent.tangent.regimes import check_regime, trainable_parameter_names
-from privtangent.tangent.vit import TangentViT, _check_model, _reset_module
+from privtangent.tangent.vit import TangentViT, check_model, reset_module
 
 
 class NonLinearViT(nn.Module):
@@ -36,7 +36,7 @@ class NonLinearViT(nn.Module):
     def __init__(self, model: VisionTransformer, blocks: int = 1, regime: str = "full",
                  reset: bool = False, linearize_cls: bool = False, seed: int = 0) -> None:
         super().__init__()
-        _check_model(model, blocks)
+        check_model(model, blocks)
         check_regime(regime)
         base = copy.deepcopy(model).eval()
         base.requires_grad_(False)
@@ -47,7 +47,7 @@ class NonLinearViT(nn.Module):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 for block in base.blocks[self.start :]:
-                    _reset_module(block)
+                    reset_module(block)
         self.cls_token = None
         if linearize_cls:
             generator = torch.Generator().manual_seed(seed)

@@ -15,6 +15,8 @@ import pandas as pd
 from audits.report_file import RunDirectoryError, read_report_json
 from privtangent.io.atomic import atomic_write_bytes, atomic_write_text
 from reports import browser, plots
+from reports.html import render_html
+from reports.pdf_fallback import write_matplotlib_pdf
 
 
 def build_figures(run_dir: Path, report: dict[str, Any]) -> dict[str, list[tuple[str, bytes]]]:
@@ -62,7 +64,6 @@ def write_pdf(run_dir: Path, html_path: Path, figures: dict[str, list[tuple[str,
     if browser.find_chromium():
         browser.print_pdf(html_path, tmp)
     else:
-        from reports.pdf_fallback import write_matplotlib_pdf
 
         write_matplotlib_pdf(tmp, report, figures)
     atomic_write_bytes(pdf, tmp.read_bytes())
@@ -72,7 +73,6 @@ def write_pdf(run_dir: Path, html_path: Path, figures: dict[str, list[tuple[str,
 
 def render_run(run_dir: str | Path, pdf: bool = True) -> dict[str, Path]:
     """Render ``run_dir``'s report.json; returns the paths written."""
-    from reports.html import render_html
 
     run_dir = Path(run_dir)
     report = read_report_json(run_dir)

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import timm
 import torch
-
-os.environ.setdefault("PRIVTANGENT_PROGRESS", "0")
 
 # Tiny tensors with several OpenMP threads on a loaded 2-core machine spend their time in
 # barrier stalls (measured ~100x slower); pytest-xdist already runs one worker per core.

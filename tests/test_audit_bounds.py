@@ -224,7 +224,8 @@ def test_perfect_guessing_reaches_the_power() -> None:
 
 
 def test_power_reproduces_the_notes() -> None:
-    # NOTES.md, "What an audit can certify at all": δ = 0 in the one-run bound (m then does not matter) ...
+    # the ceilings measured before the first landing (perfect attack, 95 %): δ = 0 in the one-run bound (m
+    # then does not matter) ...
     assert [round(one_run_power(m, m), 2) for m in (100, 1000, 5000)] == [3.49, 5.81, 7.42]
     assert round(one_run_power(20000, 1000), 2) == 5.81
     # ... whereas δ = 1e-5 with m = r lowers the larger two: the notes did not use δ > 0.

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from audits.population import PopulationFeatureCache, make_population, membership_masks
 from audits.privacy.blackbox import (
     AuditTarget,
     analyze_replicas,
@@ -16,9 +17,8 @@ from audits.privacy.blackbox import (
     headline_attack,
     run_privacy_audit,
 )
-from audits.population import PopulationFeatureCache, make_population, membership_masks
-from audits.shadows import ShadowSet, train_shadows
 from audits.results import AuditSection
+from audits.shadows import ShadowSet, train_shadows
 from privtangent.data import load_task
 from privtangent.errors import ConfigError
 from privtangent.features import FeatureCache

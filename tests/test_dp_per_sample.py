@@ -16,7 +16,6 @@ from privtangent.losses import make_loss
 from privtangent.tangent import linearize
 from tests.conftest import make_tiny_vit
 
-
 REGIMES = ["full", "bitfit", "layernorm", "fc"]
 
 

@@ -20,8 +20,8 @@ from scipy.stats import kstest
 
 from audits.privacy import gdp_one_run_epsilon_lower_bound as exported
 from audits.privacy.fdp import (
-    _recursion_needed_mass,
     _gdp_finv,
+    _recursion_needed_mass,
     fdp_recursion_rejects,
     gdp_delta,
     gdp_epsilon,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from privtangent.shards.ledger import GENESIS, Ledger, LedgerError, canonical
 from privtangent.io.hashing import sha256_bytes
+from privtangent.shards.ledger import GENESIS, Ledger, LedgerError, canonical
 
 
 @pytest.fixture

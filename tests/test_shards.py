@@ -15,18 +15,18 @@ from privtangent.errors import PrivtangentError
 from privtangent.io.checkpoint import save_checkpoint
 from privtangent.io.hashing import tensor_hash
 from privtangent.shards import (
-    SISAEnsemble,
     ShardedModel,
     ShardMap,
+    SISAEnsemble,
     compose,
     forget,
     make_shard_map,
     model_soup,
     recover,
     task_ref,
+    unlearn,
     verify,
 )
-from privtangent.shards import unlearn
 from privtangent.shards.sharding import checkpoint_name, copy_model, shard_data
 from privtangent.tangent import linearize
 from privtangent.train import TrainConfig

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.conftest import make_tiny_vit
+from privtangent.config.files import read_config_file
 from privtangent.data.dataset import LabeledData
 from privtangent.errors import ConfigError
 from privtangent.losses import make_loss
 from privtangent.train import TrainConfig, fit, prepare_model
-from privtangent.config.files import read_config_file
 from privtangent.train.trainer import milestones, objective
+from tests.conftest import make_tiny_vit
 
 
 def synthetic(n: int = 48, classes: int = 3, seed: int = 0) -> LabeledData:

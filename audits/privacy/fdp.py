@@ -96,6 +96,7 @@ from scipy.optimize import brentq, linprog
 from scipy.special import ndtr, ndtri
 from scipy.stats import binom
 
+from audits.privacy.one_run import one_run_epsilon_lower_bound
 from audits.privacy.validation import require_confidence, require_delta, require_game
 from privtangent.dp.analysis.gaussian_dp import gdp_delta, gdp_epsilon, gdp_mu
 from privtangent.dp.analysis.subsampled_gaussian import subsampled_gaussian_epsilon, subsampled_gaussian_profile
@@ -473,7 +474,6 @@ def gdp_one_run_mu_lower_bound(
         probe = 1.04 * mu_rec if mu_rec > 0 else 0.25
         mu = _largest_rejected(lambda t, e: gdp_delta(e, t), mu, m, k, c, tau, _MU_MAX, probe=probe)
     if method == "auto" and delta_for_binomial is not None:
-        from audits.privacy.one_run import one_run_epsilon_lower_bound  # lazy: another module's bound
 
         eps_b = one_run_epsilon_lower_bound(m, k, c, delta=delta_for_binomial, confidence=1.0 - tau)
         if eps_b > 0:

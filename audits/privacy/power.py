@@ -1,8 +1,8 @@
 """Audit power: the largest ε lower bound a sample size can certify, even with a perfect attack.
 
 A bound below the claimed ε says "no violation found"; it confirms the claim only if the
-audit's power exceeds the claim. Report the power beside every bound (NOTES.md, "What an
-audit can certify at all").
+audit's power exceeds the claim. Report the power beside every bound: at ε = 8, an audit of a
+thousand samples can say "no violation found", never "ε confirmed".
 
 Reference values at 95 % confidence: one-run with every guess right, δ = 0 in the bound,
 100 / 1,000 / 5,000 guesses → 3.49 / 5.81 / 7.42 (δ = 0 makes them independent of the

@@ -8,7 +8,7 @@ import re
 import textwrap
 from pathlib import Path
 
-from privtangent.cli.cmd_shards import _executor_args
+from privtangent.cli.cmd_shards import executor_args
 
 EXIT_OK = 0
 
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ids.add_argument("--ids-file", type=Path, help="a file with one sample ID per line (# comments allowed)")
     p.add_argument("--mode", choices=["remove", "retrain"], default="remove",
                    help="remove: drop the shards (default); retrain: retrain them without the IDs")
-    _executor_args(p, default="serial")
+    executor_args(p, default="serial")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 

@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--base-checkpoint", type=Path, help="a .safetensors state_dict of a timm VisionTransformer")
     b.add_argument("--base-name", help="its timm model name")
     b.add_argument("--base-kwargs", default="{}", help="JSON kwargs for timm.create_model")
-    _executor_args(t, default=None)
+    executor_args(t, default=None)
     t.add_argument("--no-compose", action="store_true", help="train only; compose later with `shards compose`")
     t.add_argument("--json", action="store_true", help="print the summary as JSON")
     t.set_defaults(func=run_train)
@@ -94,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("dir", type=Path)
     r.add_argument("--rollback", action="store_true", help="abort an unfinished request instead of replaying it "
                    "(only possible before its new model was served)")
-    _executor_args(r, default="serial")
+    executor_args(r, default="serial")
     r.set_defaults(func=run_recover)
 
     i = ss.add_parser("info", help="what the sharded model holds", description="Shards, requests, served model, ledger head.")
@@ -110,7 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_evaluate)
 
 
-def _executor_args(p: argparse.ArgumentParser, default: str | None = "local") -> None:
+def executor_args(p: argparse.ArgumentParser, default: str | None = "local") -> None:
     p.add_argument("--executor", choices=["local", "serial", "ray"], default=default,
                    help="where shards train: local process pool, this process (serial), or Ray"
                    + ("" if default else " (default: local; serial with --shard)"))

@@ -23,7 +23,7 @@ Engines (``method``):
   T² ≤ d_in·d_out, ‖g‖²‖x‖² when T = 1) and the clipped sum Σ_i c_i Σ_t g_{i,t} ⊗ x_{i,t}
   (one reweighted matmul per site, the cost of an ordinary weight gradient).
 
-  For a **tangent** model this is the linearity shortcut of NOTES.md: f = f₀ + J·Δw, g_i = J_iᵀ r_i,
+  For a **tangent** model this is the linearity shortcut: f = f₀ + J·Δw, g_i = J_iᵀ r_i,
   and every Δ site's other operand is a *primal* activation that does not depend on Δw, so
   the site's value itself is the tap (no extra memory) and the whole step costs one
   tangent forward and one backward. For the last block of a token-pooled ViT the tangent

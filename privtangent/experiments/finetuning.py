@@ -21,6 +21,7 @@ stopped (``resume=True``).
 from __future__ import annotations
 
 import csv
+import json
 import multiprocessing
 import os
 import platform
@@ -33,12 +34,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from privtangent.choices import TABLE1_EPOCHS, TABLE1_METHODS
+from privtangent.data import load_task
 from privtangent.errors import ConfigError
-from privtangent.io.atomic import atomic_write_json
+from privtangent.features import FeatureCache
+from privtangent.io.atomic import atomic_write_json, atomic_write_text
 from privtangent.io.hashing import tensor_hash
+from privtangent.models import pretrained_base
+from privtangent.paths import feature_cache_dir
+from privtangent.progress import Progress
+from privtangent.train.config import TrainConfig, default_lr
+from privtangent.train.trainer import fit
 
 TASKS = {  # key -> (data set, training-sample limit, paper's name for it)
     "near": ("fashion-near", 5000, "near (Fashion-MNIST 5–9)"),
@@ -78,7 +87,6 @@ class Variant:
         return f"{'TAFT' if self.tangent else 'NLFT'}-{'1' if self.blocks == 1 else 'k'}"
 
     def config(self, epochs: int, seed: int, batch_size: int = 32):
-        from privtangent.train.config import TrainConfig
 
         return TrainConfig.recipe(self.tangent, self.regime, blocks=self.blocks, reset=self.reset,
                                   linearize_cls=self.linearize_cls, lr=self.lr, epochs=epochs, seed=seed,
@@ -145,7 +153,6 @@ def _init_worker(threads: int) -> None:
 
 
 def _task_data(task: str, limit: int | None, test_limit: int | None):
-    from privtangent.data import load_task
 
     key = (task, limit, test_limit)
     if key not in _WORKER:
@@ -156,7 +163,6 @@ def _task_data(task: str, limit: int | None, test_limit: int | None):
 
 def _base():
     if "base" not in _WORKER:
-        from privtangent.models import pretrained_base
 
         _WORKER["base"] = pretrained_base(progress=False)[0]
     return _WORKER["base"]
@@ -164,8 +170,6 @@ def _base():
 
 def run_job(job: Job) -> dict[str, Any]:
     """Train and evaluate one (task, variant, seed); returns its CSV row."""
-    from privtangent.features import FeatureCache
-    from privtangent.train.trainer import fit
 
     train, test = _task_data(job.task, job.limit, job.test_limit)
     config = job.variant.config(job.epochs, job.seed, job.batch_size)
@@ -186,7 +190,6 @@ def run_job(job: Job) -> dict[str, Any]:
 def precompute_features(tasks: Iterable[str], starts: Iterable[int], limit_for: Callable[[str], int | None],
                         test_limit: int | None, cache_dir: Path, progress: bool) -> dict[str, float]:
     """Run the frozen prefix once per data set, split and start block; write the disk cache."""
-    from privtangent.features import FeatureCache
 
     cache, seconds = FeatureCache(cache_dir), {}
     base = _base()
@@ -244,14 +247,13 @@ def run_table1(out: str | Path, *, seeds: Iterable[int] = (0, 1, 2), epochs: int
         depth = len(base.blocks)
         variants = select_variants(table1_variants(depth, nlft_reset), families)
         limit_for = lambda task: near_limit if task == "near" else None  # noqa: E731
-        cache_dir = Path(cache_dir) if cache_dir else _default_cache_dir()
+        cache_dir = Path(cache_dir) if cache_dir else feature_cache_dir()
         jobs = [Job(task, v, seed, epochs, limit_for(task), test_limit, str(cache_dir), batch_size)
                 for task in tasks for v in variants for seed in seeds]
         settings = {"epochs": epochs, "near_limit": near_limit, "test_limit": test_limit, "batch_size": batch_size,
                     "threads": threads, "base": tensor_hash(base.state_dict())}
         settings_path = out / "table1_settings.json"
         if resume and settings_path.exists():
-            import json
 
             stored = json.loads(settings_path.read_text())
             differs = sorted(k for k in settings if stored.get(k) != settings[k])
@@ -290,23 +292,18 @@ def run_table1(out: str | Path, *, seeds: Iterable[int] = (0, 1, 2), epochs: int
     return Table1(rows, summary, info["wall_seconds"], info)
 
 
-def _default_cache_dir() -> Path:
-    from privtangent.models.pretrain import cache_dir
-
-    return cache_dir() / "features"
 
 
 def _execute(jobs: list[Job], workers: int, threads: int, progress: bool):
-    from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(jobs), desc="Table 1 runs", unit="run", disable=not progress)
+    bar = Progress(len(jobs), "Table 1 runs", unit="run", enabled=progress)
     try:
         if workers == 1 or len(jobs) <= 1:
             _init_worker(threads)
             for job in jobs:
                 row = run_job(job)
                 bar.update(1)
-                bar.set_postfix_str(f"{row['task']} {row['variant']} s{row['seed']}: {100 * row['test_accuracy']:.1f}%")
+                bar.report(run=f"{row['task']} {row['variant']} s{row['seed']}", test_accuracy=row["test_accuracy"])
                 yield row
             return
         context = multiprocessing.get_context("spawn")
@@ -319,8 +316,8 @@ def _execute(jobs: list[Job], workers: int, threads: int, progress: bool):
                     for future in finished:
                         row = future.result()
                         bar.update(1)
-                        bar.set_postfix_str(f"{row['task']} {row['variant']} s{row['seed']}: "
-                                            f"{100 * row['test_accuracy']:.1f}%")
+                        bar.report(run=f"{row['task']} {row['variant']} s{row['seed']}",
+                                   test_accuracy=row["test_accuracy"])
                         yield row
             except BaseException:
                 for future in pending:
@@ -383,9 +380,7 @@ def _typed(row: dict[str, Any]) -> dict[str, Any]:
 
 def summarize(rows: list[dict[str, Any]], variants: list[Variant], tasks: list[str]) -> list[dict[str, Any]]:
     """Mean and sample std (ddof=1) of test accuracy, in points, per (task, variant)."""
-    import numpy as np
 
-    from privtangent.train.config import default_lr
 
     summary = []
     for task in tasks:
@@ -430,7 +425,7 @@ def acceptance(summary: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
     checks = []
     fc = find(summary, "near", "FC")
     best = best_per_family(summary, "near")
-    pairs = [("TAFT-1 PT=F CLS=F", "NLFT-1 PT=T CLS=F", "the NOTES recipe vs plain NLFT-1")]
+    pairs = [("TAFT-1 PT=F CLS=F", "NLFT-1 PT=T CLS=F", "the TAFT recipe (reset, lr 1e-2, RSL) vs plain NLFT-1")]
     if "TAFT-1" in best and "NLFT-1" in best:
         pairs.append((best["TAFT-1"]["variant"], best["NLFT-1"]["variant"], "best TAFT-1 vs best NLFT-1"))
     for taft_label, nlft_label, what in pairs:
@@ -449,7 +444,6 @@ def acceptance(summary: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
 
 def write_outputs(out: Path, rows: list[dict[str, Any]], summary: list[dict[str, Any]], variants: list[Variant],
                   tasks: list[str], info: dict[str, Any]) -> None:
-    from privtangent.io.atomic import atomic_write_text
 
     out.mkdir(parents=True, exist_ok=True)
     # table1.csv: one row per variant, one mean/std/n column group per task

@@ -16,6 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy
+import safetensors
+import timm
 import torch
 from safetensors.torch import load_file, save
 
@@ -27,9 +30,6 @@ FORMAT = "privtangent-checkpoint/1"
 
 
 def library_versions() -> dict[str, str]:
-    import numpy
-    import safetensors
-    import timm
 
     return {"python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
             "numpy": numpy.__version__, "safetensors": safetensors.__version__}

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from privtangent.errors import ConfigError, PrivtangentError
 from privtangent.shards.compose import compose
+from privtangent.train.evaluate import predict_logits
 
 AGGREGATES = ("mean", "vote")
 
@@ -90,7 +91,6 @@ class SISAEnsemble:
 
     @torch.no_grad()
     def shard_logits(self, features: Tensor, batch_size: int = 512) -> list[Tensor]:
-        from privtangent.train.evaluate import predict_logits
 
         out = []
         for k in self.shards:

@@ -33,8 +33,11 @@ from torch import Tensor
 
 from privtangent.data.dataset import LabeledData
 from privtangent.errors import ConfigError, PrivtangentError
+from privtangent.features import FeatureCache
 from privtangent.io.hashing import tensor_hash
+from privtangent.models.vit import build_vit
 from privtangent.train.config import TrainConfig
+from privtangent.train.trainer import fit
 
 EXECUTORS = ("local", "serial", "ray")
 
@@ -78,7 +81,6 @@ _BASES: dict[str, torch.nn.Module] = {}
 def build_base(spec: BaseSpec, state: dict[str, Tensor]) -> torch.nn.Module:
     """The base model (cached per process by its hash)."""
     if spec.sha256 not in _BASES:
-        from privtangent.models.vit import build_vit
 
         if tensor_hash(state) != spec.sha256:
             raise PrivtangentError("the base model's weights do not match the sharded model's record")
@@ -91,8 +93,6 @@ def build_base(spec: BaseSpec, state: dict[str, Tensor]) -> torch.nn.Module:
 
 def run_job(job: ShardJob, base_state: dict[str, Tensor] | None = None) -> ShardOutput:
     """Train one shard (in whatever process this runs)."""
-    from privtangent.features import FeatureCache
-    from privtangent.train.trainer import fit
 
     if base_state is None:
         base_state = _WORKER_STATE.get("base_state")

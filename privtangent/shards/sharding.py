@@ -34,18 +34,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load as load_bytes
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from privtangent.data import load_image_folder, load_task
 from privtangent.data.dataset import LabeledData
 from privtangent.errors import CheckpointError, ConfigError, DataError, PrivtangentError
+from privtangent.features import FeatureCache
 from privtangent.io.atomic import atomic_write_bytes, atomic_write_json
-from privtangent.io.checkpoint import load_checkpoint, save_checkpoint
-from privtangent.io.hashing import sha256_file, tensor_hash
+from privtangent.io.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from privtangent.io.hashing import sha256_bytes, sha256_file, tensor_hash
+from privtangent.models.vit import build_vit
+from privtangent.paths import feature_cache_dir
 from privtangent.shards.compose import compose
 from privtangent.shards.executors import BaseSpec, SerialExecutor, ShardJob, ShardOutput, ids_hash
 from privtangent.shards.ledger import Ledger
 from privtangent.train.config import TrainConfig
+from privtangent.train.evaluate import evaluate
+from privtangent.train.trainer import prepare_model
 
 MAP_FORMAT = "privtangent-shard-map/1"
 SPEC_FORMAT = "privtangent-sharded/1"
@@ -166,10 +173,6 @@ def shard_data(data: LabeledData, ids: Iterable[int], name: str | None = None) -
 # --------------------------------------------------------------------------------------
 # the frozen prefix's features, shared by every shard
 # --------------------------------------------------------------------------------------
-def default_cache_dir() -> Path:
-    from privtangent.models.pretrain import cache_dir
-
-    return cache_dir() / "features"
 
 
 def prime_feature_cache(cache_dir: str | os.PathLike, base: nn.Module, start: int, data: LabeledData,
@@ -182,9 +185,7 @@ def prime_feature_cache(cache_dir: str | os.PathLike, base: nn.Module, start: in
     Workers then find their shard's features without running the frozen prefix again.
     Returns how many subset files were written.
     """
-    from safetensors.torch import load_file
 
-    from privtangent.features import FeatureCache
 
     cache = FeatureCache(cache_dir)
     written = 0
@@ -233,7 +234,7 @@ def train_shards(base: nn.Module, data: LabeledData, shard_map: ShardMap, config
     """
     spec, state = base_spec_for(base, base_name, base_kwargs)
     drop = {int(i) for i in exclude}
-    cache = str(cache_dir or default_cache_dir())
+    cache = str(cache_dir or feature_cache_dir())
     wanted = range(shard_map.num_shards) if shards is None else shards
     jobs = [ShardJob(k, version, shard_data(data, [i for i in shard_map.shards[k] if i not in drop], f"{data.name}#shard{k}"),
                      config, spec, cache, threads) for k in wanted]
@@ -256,11 +257,9 @@ def load_ref(ref: dict[str, Any] | None, expected_sha256: str | None = None) -> 
             "(Python API: data=...)"
         )
     if "task" in ref:
-        from privtangent.data import load_task
 
         data = load_task(ref["task"], ref.get("split", "train"), limit=ref.get("limit"))
     else:
-        from privtangent.data import load_image_folder
 
         data = load_image_folder(ref["folder"], ref["img_size"], ref["in_chans"])
         data = data.limit(ref.get("limit"))
@@ -368,7 +367,6 @@ class ShardedModel:
         return self._base_state
 
     def load_base(self) -> nn.Module:
-        from privtangent.models.vit import build_vit
 
         model = build_vit(self.spec["base"]["timm_name"], **self.spec["base"]["timm_kwargs"])
         model.load_state_dict(self.base_state())
@@ -399,10 +397,7 @@ class ShardedModel:
 
         Reads the tensor file once (hash and parse the same bytes).
         """
-        from safetensors.torch import load as load_bytes
 
-        from privtangent.io.checkpoint import FORMAT
-        from privtangent.io.hashing import sha256_bytes
 
         path = self.shards_dir / f"{name}.json"
         try:
@@ -437,7 +432,6 @@ class ShardedModel:
 
     def tangent_model(self, delta: dict[str, Tensor] | None = None) -> nn.Module:
         """The served tangent model (or one with ``delta`` as its Δw)."""
-        from privtangent.train.trainer import prepare_model
 
         model = prepare_model(self.load_base(), self.num_classes, self.config)
         model.load_trainable(delta if delta is not None else self.served()[0])
@@ -448,7 +442,7 @@ class ShardedModel:
              cache_dir: str | os.PathLike | None = None) -> list[ShardJob]:
         """One job per shard: its samples minus ``exclude``."""
         drop = {int(i) for i in exclude}
-        cache = str(cache_dir or default_cache_dir())
+        cache = str(cache_dir or feature_cache_dir())
         out = []
         for k in shards:
             ids = [i for i in self.shard_map.shards[k] if i not in drop]
@@ -482,7 +476,6 @@ class ShardedModel:
         return save_checkpoint(self.shards_dir, out.trainable, manifest, name=checkpoint_name(out.shard, out.version))
 
     def config_hash(self) -> str:
-        from privtangent.io.hashing import sha256_bytes
 
         return sha256_bytes(json.dumps(self.config.to_dict(), sort_keys=True).encode())
 
@@ -563,14 +556,12 @@ class ShardedModel:
 
     def evaluate(self, test: LabeledData | None = None, cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
         """Accuracy of the served model on ``test`` (default: the recorded test split)."""
-        from privtangent.features import FeatureCache
-        from privtangent.train.evaluate import evaluate
 
         test = test or self.load_test()
         if test is None:
             raise DataError("no test data: give one (this model records no test split)")
         model = self.tangent_model()
-        feats = FeatureCache(cache_dir or default_cache_dir()).features(model.base, model.start, test)
+        feats = FeatureCache(cache_dir or feature_cache_dir()).features(model.base, model.start, test)
         report = evaluate(model, feats, test.labels, test.num_classes)
         return {"test_accuracy": report["accuracy"], "num_test": len(test)}
 

@@ -56,7 +56,6 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from privtangent.data.dataset import LabeledData

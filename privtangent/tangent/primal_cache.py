@@ -34,7 +34,10 @@ from timm.layers import DropPath, LayerScale
 from torch import Tensor, nn
 
 from privtangent.errors import ConfigError, PrivtangentError
+from privtangent.tangent.layers.elementwise import layer_scale_tangent
 from privtangent.tangent.layers.gelu import gelu_derivative
+from privtangent.tangent.layers.layernorm import layer_norm_tangent
+from privtangent.tangent.layers.linear import linear_tangent
 from privtangent.tangent.registry import Deltas, Tangent, UnsupportedLayerError, add
 from privtangent.tangent.vit import OUTPUTS, TangentViT
 
@@ -118,28 +121,13 @@ def _primal_step(m: nn.Module, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
 def _tangent_step(m: nn.Module, saved: Mapping[str, Tensor], xdot: Tangent, d: Deltas) -> Tangent:
     """The layer's output tangent from its cached primal input (same closed forms as layers/)."""
     if isinstance(m, nn.Linear):
-        ydot = None if xdot is None else F.linear(xdot, m.weight)
-        if d["weight"] is not None:
-            ydot = add(ydot, F.linear(saved["in"], d["weight"]))
-        if d["bias"] is not None:
-            ydot = add(ydot, d["bias"]) if ydot is not None else d["bias"].expand(saved["in"].shape[0], -1)
-        return ydot
+        return linear_tangent(saved["in"], xdot, m.weight, d["weight"], d["bias"])
     if isinstance(m, nn.LayerNorm):
-        xhat, ydot = saved["xhat"], None
-        if xdot is not None:
-            xdot_c = xdot - xdot.mean(-1, keepdim=True)
-            ydot = (xdot_c - xhat * (xhat * xdot_c).mean(-1, keepdim=True)) * saved["rstd"]
-            ydot = ydot if m.weight is None else ydot * m.weight
-        if d["weight"] is not None:
-            ydot = add(ydot, xhat * d["weight"])
-        if d["bias"] is not None:
-            ydot = add(ydot, d["bias"]) if ydot is not None else d["bias"].expand_as(xhat)
-        return ydot
+        return layer_norm_tangent(saved["xhat"], saved["rstd"], xdot, m.weight, d["weight"], d["bias"])
     if isinstance(m, nn.GELU):
         return None if xdot is None else saved["deriv"] * xdot
     if isinstance(m, LayerScale):
-        ydot = None if xdot is None else xdot * m.gamma
-        return ydot if d["gamma"] is None else add(ydot, saved["in"] * d["gamma"])
+        return layer_scale_tangent(saved["in"], xdot, m.gamma, d["gamma"])
     return xdot  # identity at inference
 
 

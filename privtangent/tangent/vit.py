@@ -34,14 +34,14 @@ def _key(name: str) -> str:
     return name.replace(".", "__")
 
 
-def _reset_module(module: nn.Module) -> None:
+def reset_module(module: nn.Module) -> None:
     """PyTorch's default initialization (Kaiming-uniform Linear, unit LayerNorm)."""
     for sub in module.modules():
         if sub is not module and hasattr(sub, "reset_parameters"):
             sub.reset_parameters()
 
 
-def _check_model(model: nn.Module, blocks: int) -> None:
+def check_model(model: nn.Module, blocks: int) -> None:
     if not isinstance(model, VisionTransformer):
         raise PrivtangentError(
             f"linearize expects a timm VisionTransformer, got {type(model).__name__}"
@@ -73,7 +73,7 @@ class TangentViT(nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        _check_model(model, blocks)
+        check_model(model, blocks)
         check_regime(regime)
         base = copy.deepcopy(model).eval()
         base.requires_grad_(False)
@@ -90,7 +90,7 @@ class TangentViT(nn.Module):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 for block in base.blocks[self.start :]:
-                    _reset_module(block)
+                    reset_module(block)
         if linearize_cls:
             anchor = torch.randn(base.embed_dim, generator=generator).to(base.cls_token) * 0.02
             self.register_buffer("cls_anchor", anchor.view(1, 1, -1))

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from privtangent.data.dataset import LabeledData
 from privtangent.errors import CheckpointError, ConfigError
@@ -30,6 +29,7 @@ from privtangent.features import FeatureCache
 from privtangent.finetune import build_finetune_model
 from privtangent.losses import make_loss
 from privtangent.models.vit import replace_head
+from privtangent.progress import Progress
 from privtangent.train.config import TrainConfig
 from privtangent.train.evaluate import evaluate
 
@@ -96,7 +96,7 @@ def project(model: nn.Module, radius: float | None) -> None:
 
 def train_epoch(model: nn.Module, features: Tensor, labels: Tensor, config: TrainConfig,
                 optimizer: torch.optim.Optimizer, loss_fn: Callable, generator: torch.Generator,
-                bar: tqdm | None = None) -> dict:
+                bar: Progress | None = None) -> dict:
     model.train()
     order = torch.randperm(len(labels), generator=generator)
     total, correct, seen = 0.0, 0, 0
@@ -114,7 +114,6 @@ def train_epoch(model: nn.Module, features: Tensor, labels: Tensor, config: Trai
         seen += len(idx)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{total / seen:.3f}", acc=f"{correct / seen:.3f}")
     return {"train_loss": total / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
 
 
@@ -158,14 +157,14 @@ def _fit(base, train, config, test, cache, progress, on_epoch_end, state, model)
     steps = (config.epochs - first_epoch) * ((len(train) + config.batch_size - 1) // config.batch_size)
     previous_seconds = sum(h.get("seconds", 0.0) for h in history)
     start = time.perf_counter()
-    with tqdm(total=steps, desc=f"{config.method} on {train.name}", disable=not progress, unit="step",
-              initial=0) as bar:
+    with Progress(steps, f"{config.method} on {train.name}", unit="step", enabled=progress) as bar:
         for epoch in range(first_epoch, config.epochs):
             epoch_start = time.perf_counter()
             row = train_epoch(model, features, train.labels, config, optimizer, loss_fn, generator, bar)
             scheduler.step()
             history.append({"epoch": epoch + 1, **row, "lr": optimizer.param_groups[0]["lr"],
                             "seconds": time.perf_counter() - epoch_start})
+            bar.report(epoch=f"{epoch + 1}/{config.epochs}", loss=row["train_loss"], accuracy=row["train_accuracy"])
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, model, optimizer, scheduler, generator, history)
     metrics = {"train_seconds": previous_seconds + time.perf_counter() - start}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import warnings
 
+from opacus.accountants import RDPAccountant as _OpacusRDP
+
 from privtangent.dp.accountants.base import Accountant, register
 
 # Opacus's default orders, plus larger ones so that small-ε settings (large σ) are not cut off
@@ -32,7 +34,6 @@ class RDPAccountant(Accountant):
     def epsilon(
         self, noise_multiplier: float, sample_rate: float, steps: int, delta: float
     ) -> float:
-        from opacus.accountants import RDPAccountant as _OpacusRDP  # torch import: keep it lazy
 
         acc = _OpacusRDP()
         acc.history = [(float(noise_multiplier), float(sample_rate), int(steps))]

@@ -18,11 +18,13 @@ def identity_rule(m: nn.Module, x: Tensor, xdot: Tangent, d: Deltas, **_):
     return x, xdot
 
 
+def layer_scale_tangent(x: Tensor, xdot: Tangent, gamma: Tensor, dgamma: Tangent) -> Tangent:
+    """ẏ = ẋ ⊙ γ + x ⊙ Δγ, from the primal input x (which may come from a cache)."""
+    ydot = None if xdot is None else xdot * gamma
+    return ydot if dgamma is None else add(ydot, x * dgamma)
+
+
 @register(LayerScale)
 def layer_scale_rule(m: LayerScale, x: Tensor, xdot: Tangent, d: Deltas, **_):
     """y = x ⊙ γ;  ẏ = ẋ ⊙ γ + x ⊙ Δγ."""
-    y = x * m.gamma
-    ydot = None if xdot is None else xdot * m.gamma
-    if d["gamma"] is not None:
-        ydot = add(ydot, x * d["gamma"])
-    return y, ydot
+    return x * m.gamma, layer_scale_tangent(x, xdot, m.gamma, d["gamma"])

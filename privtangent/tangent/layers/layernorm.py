@@ -18,6 +18,22 @@ from torch import Tensor, nn
 from privtangent.tangent.registry import Deltas, Tangent, add, expand_like, register
 
 
+def layer_norm_tangent(xhat: Tensor, rstd: Tensor, xdot: Tangent, weight: Tangent, dweight: Tangent,
+                       dbias: Tangent) -> Tangent:
+    """ẏ = γ ⊙ d x̂ + Δγ ⊙ x̂ + Δβ (eqs. 9–10), from the normalized input x̂ and 1/s (which may
+    come from a cache)."""
+    ydot = None
+    if xdot is not None:
+        xdot_c = xdot - xdot.mean(-1, keepdim=True)
+        xhat_dot = (xdot_c - xhat * (xhat * xdot_c).mean(-1, keepdim=True)) * rstd
+        ydot = xhat_dot if weight is None else xhat_dot * weight
+    if dweight is not None:
+        ydot = add(ydot, xhat * dweight)
+    if dbias is not None:
+        ydot = add(ydot, dbias) if ydot is not None else expand_like(dbias, xhat)
+    return ydot
+
+
 def layer_norm_jvp(
     x: Tensor,
     xdot: Tangent,
@@ -33,17 +49,7 @@ def layer_norm_jvp(
         return y, None
     centered = x - x.mean(-1, keepdim=True)
     rstd = torch.rsqrt(centered.pow(2).mean(-1, keepdim=True) + eps)
-    xhat = centered * rstd
-    ydot = None
-    if xdot is not None:
-        xdot_c = xdot - xdot.mean(-1, keepdim=True)
-        xhat_dot = (xdot_c - xhat * (xhat * xdot_c).mean(-1, keepdim=True)) * rstd
-        ydot = xhat_dot if weight is None else xhat_dot * weight
-    if dweight is not None:
-        ydot = add(ydot, xhat * dweight)
-    if dbias is not None:
-        ydot = add(ydot, dbias) if ydot is not None else expand_like(dbias, y)
-    return y, ydot
+    return y, layer_norm_tangent(centered * rstd, rstd, xdot, weight, dweight, dbias)
 
 
 @register(nn.LayerNorm)
