@@ -30,7 +30,7 @@ from privtangent.errors import ConfigError
 from privtangent.experiments.regimes import RegimeGrid, run_grid
 from privtangent.features import FeatureCache
 from privtangent.progress import Progress
-from privtangent.threads import limit_threads
+from privtangent.threads import torch_threads
 from privtangent.train import TrainConfig, fit
 
 __all__ = ["SECTION", "UtilityCell", "UtilityRow", "run_utility_audit", "utility_checks", "utility_rows"]
@@ -183,7 +183,6 @@ def _nonprivate_cells(base: nn.Module, train: LabeledData, test: LabeledData, re
     return cells
 
 
-@limit_threads
 def run_utility_audit(
     base: nn.Module,
     *,
@@ -202,6 +201,7 @@ def run_utility_audit(
     nonprivate_config: TrainConfig | None = None,
     cache: FeatureCache | None = None,
     progress: bool = False,
+    threads: int | None = 1,
 ) -> AuditSection:
     """DP test accuracy per (regime, ε), Ours vs Reg, mean (± std) over ``seeds``.
 
@@ -226,37 +226,38 @@ def run_utility_audit(
         the ``utility`` section: rows {regime, epsilon, ours, reg, ours_std, reg_std, seeds}
         (accuracies as fractions), the cells, one check.
     """
-    start = time.perf_counter()
-    regimes, eps_list, seed_list = _check_grid(regimes, epsilons, seeds, train_size, test_size)
-    cache = cache or FeatureCache()
-    grid = _grid(regimes, eps_list, delta, seed_list, task, train_size, test_size, dp_config, noise_seed)
-    if train is None and test is None:
-        source = "privtangent.experiments.regimes.run_grid"
-        cells, sigmas = _cells_of_grid(grid, base, cache, progress)
-        train, test = load_task(task, "train", limit=train_size), load_task(task, "test", limit=test_size)
-    else:
-        train = (train if train is not None else load_task(task, "train")).limit(train_size)
-        test = (test if test is not None else load_task(task, "test")).limit(test_size)
-        source = "privtangent.experiments.regimes.RegimeGrid.dp_config, trained here (fit_dp per cell)"
-        cells, sigmas = _cells_trained_here(grid, base, train, test, regimes, eps_list, seed_list, noise_seed, cache,
-                                            progress)
-    if include_nonprivate:
-        cells += _nonprivate_cells(base, train, test, regimes, seed_list, nonprivate_config, cache)
-    rows = utility_rows(cells)
-    body = {
-        "summary": (f"DP fine-tuning ({'full-batch DP-GD' if grid.sample_rate == 1.0 else 'DP-SGD'}, "
-                    f"{grid.epochs:g} epochs, C = {grid.clip:g}) of each regime, on the tangent model "
-                    f"(Ours) and the original network (Reg), {len(train)} training and {len(test)} test samples of "
-                    f"{train.name}; test accuracy as a fraction, mean over {len(seed_list)} seed(s)."),
-        "rows": rows,
-        "source": source,
-        "setup": {"train": train.name, "train_size": len(train), "test_size": len(test), "delta": delta,
-                  "seeds": seed_list, "regimes": regimes, "epsilons": eps_list,
-                  "noise_multipliers": {f"{e:g}": s for e, s in sigmas.items()} or None,
-                  "recipe": dataclasses.asdict(grid),
-                  "noise": "seeded per cell (not for release)" if noise_seed is not None else "OS entropy per cell",
-                  "tuning": "hyperparameters fixed in advance (the DPConfig defaults); none tuned on the private data"},
-        "cells": cells,
-        "seconds": time.perf_counter() - start,
-    }
-    return AuditSection(SECTION, body, utility_checks(rows, train.num_classes, len(seed_list)))
+    with torch_threads(threads):
+        start = time.perf_counter()
+        regimes, eps_list, seed_list = _check_grid(regimes, epsilons, seeds, train_size, test_size)
+        cache = cache or FeatureCache()
+        grid = _grid(regimes, eps_list, delta, seed_list, task, train_size, test_size, dp_config, noise_seed)
+        if train is None and test is None:
+            source = "privtangent.experiments.regimes.run_grid"
+            cells, sigmas = _cells_of_grid(grid, base, cache, progress)
+            train, test = load_task(task, "train", limit=train_size), load_task(task, "test", limit=test_size)
+        else:
+            train = (train if train is not None else load_task(task, "train")).limit(train_size)
+            test = (test if test is not None else load_task(task, "test")).limit(test_size)
+            source = "privtangent.experiments.regimes.RegimeGrid.dp_config, trained here (fit_dp per cell)"
+            cells, sigmas = _cells_trained_here(grid, base, train, test, regimes, eps_list, seed_list, noise_seed, cache,
+                                                progress)
+        if include_nonprivate:
+            cells += _nonprivate_cells(base, train, test, regimes, seed_list, nonprivate_config, cache)
+        rows = utility_rows(cells)
+        body = {
+            "summary": (f"DP fine-tuning ({'full-batch DP-GD' if grid.sample_rate == 1.0 else 'DP-SGD'}, "
+                        f"{grid.epochs:g} epochs, C = {grid.clip:g}) of each regime, on the tangent model "
+                        f"(Ours) and the original network (Reg), {len(train)} training and {len(test)} test samples of "
+                        f"{train.name}; test accuracy as a fraction, mean over {len(seed_list)} seed(s)."),
+            "rows": rows,
+            "source": source,
+            "setup": {"train": train.name, "train_size": len(train), "test_size": len(test), "delta": delta,
+                      "seeds": seed_list, "regimes": regimes, "epsilons": eps_list,
+                      "noise_multipliers": {f"{e:g}": s for e, s in sigmas.items()} or None,
+                      "recipe": dataclasses.asdict(grid),
+                      "noise": "seeded per cell (not for release)" if noise_seed is not None else "OS entropy per cell",
+                      "tuning": "hyperparameters fixed in advance (the DPConfig defaults); none tuned on the private data"},
+            "cells": cells,
+            "seconds": time.perf_counter() - start,
+        }
+        return AuditSection(SECTION, body, utility_checks(rows, train.num_classes, len(seed_list)))

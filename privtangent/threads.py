@@ -9,19 +9,16 @@ overrides it, e.g. for ViT-L/16 on a many-core machine.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 
 from privtangent.errors import ConfigError
 
 THREADS_ENV = "PRIVTANGENT_THREADS"
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def default_threads() -> int:
@@ -54,18 +51,4 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def limit_threads(fn: F) -> F:
-    """Give ``fn`` a keyword argument ``threads`` (default 1; None leaves torch's setting)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, threads: int | None = 1, **kwargs: Any) -> Any:
-        with torch_threads(threads):
-            return fn(*args, **kwargs)
-
-    sig = inspect.signature(fn)
-    extra = inspect.Parameter("threads", inspect.Parameter.KEYWORD_ONLY, default=1, annotation="int | None")
-    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), extra])  # type: ignore[attr-defined]
-    return wrapper  # type: ignore[return-value]
-
-
-__all__ = ["THREADS_ENV", "check_threads", "default_threads", "limit_threads", "torch_threads"]
+__all__ = ["THREADS_ENV", "check_threads", "default_threads", "torch_threads"]

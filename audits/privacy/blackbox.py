@@ -71,7 +71,7 @@ from privtangent.dp.config import DPConfig
 from privtangent.errors import ConfigError
 from privtangent.features import FeatureCache
 from privtangent.progress import Progress
-from privtangent.threads import limit_threads
+from privtangent.threads import torch_threads
 from privtangent.train import TrainConfig
 
 SECTION = "membership_inference"
@@ -439,7 +439,6 @@ def _body(analyses: list[ReplicaAnalysis], procedures: list[dict[str, Any]], pop
     }
 
 
-@limit_threads
 def run_privacy_audit(
     base: nn.Module,
     train: LabeledData,
@@ -464,6 +463,7 @@ def run_privacy_audit(
     run_dir: str | Path | None = None,
     cache: FeatureCache | None = None,
     progress: bool = False,
+    threads: int | None = 1,
 ) -> AuditSection:
     """Black-box membership-inference audit of each target procedure; see the module notes.
 
@@ -488,49 +488,50 @@ def run_privacy_audit(
     Returns:
         the ``membership_inference`` section with one check per target and the ROC curves.
     """
-    start = time.perf_counter()
-    _check_sizes(num_models, confidence, n_bootstrap, attacks)
-    if targets is None:
-        targets = default_targets(epsilons, delta, train_config=train_config, dp_config=dp_config,
-                                  include_reference=include_reference)
-    targets = list(targets) + list(extra_targets)
-    if not targets:
-        raise ConfigError("nothing to audit: no targets")
-    population = make_population(train, population_size, num_canaries, seed)
-    masks = membership_masks(num_models, population_size, seed)
-    rmia_set = _rmia_reference(test, population, rmia_population) if "rmia" in attacks else None
-    if rmia_set is None:
-        attacks = [a for a in attacks if a != "rmia"]
-    cache = cache or FeatureCache()
-    analyses: list[ReplicaAnalysis] = []
-    procedures, used_ids, seconds = [], set(), {}
-    with Progress(len(targets), "privacy audit", unit="procedure", enabled=progress) as bar:
-        for target in targets:
-            t0 = time.perf_counter()
-            proc_delta = float(target.delta if target.delta is not None else
-                               (target.procedure.delta if isinstance(target.procedure, DPConfig) else delta))
-            shadows = train_shadows(base, population, target.procedure, seed=seed, member=masks, cache=cache,
-                                    run_dir=run_dir, extra=rmia_set, progress=progress,
-                                    desc=f"replicas of {target.name}")
-            analyses.append(analyze_replicas(
-                target.name, target.claimed_epsilon, shadows, population.is_canary.numpy(), attacks=attacks,
-                delta=proc_delta, confidence=confidence, n_bootstrap=n_bootstrap, seed=seed,
-                rmia_labels=rmia_set.labels.numpy() if rmia_set is not None else None,
-                check_id=_check_id(target, used_ids)))
-            procedures.append(_procedure_row(target, shadows))
-            seconds[target.name] = time.perf_counter() - t0
-            bar.update()
-    timing = None
-    if measure_timing:
-        reference = next((t.procedure for t in targets if isinstance(t.procedure, TrainConfig)), None)
-        timing = time_shadow_training(base, population, reference or train_config or TrainConfig(), seed=seed,
-                                      cache=cache)
-        timing["note"] = ("one model each on the same random half of the population; tangent and non-linear use the "
-                          "shared prefix features; 'uncached' reruns the prefix on the model's own subset")
-    body = _body(analyses, procedures, population, num_models, attacks, rmia_set, confidence, n_bootstrap, delta,
-                 seed, timing, {"total": time.perf_counter() - start, **seconds})
-    roc = pd.concat([a.roc for a in analyses], ignore_index=True) if analyses else None
-    return AuditSection(SECTION, body, [a.check for a in analyses], roc)
+    with torch_threads(threads):
+        start = time.perf_counter()
+        _check_sizes(num_models, confidence, n_bootstrap, attacks)
+        if targets is None:
+            targets = default_targets(epsilons, delta, train_config=train_config, dp_config=dp_config,
+                                      include_reference=include_reference)
+        targets = list(targets) + list(extra_targets)
+        if not targets:
+            raise ConfigError("nothing to audit: no targets")
+        population = make_population(train, population_size, num_canaries, seed)
+        masks = membership_masks(num_models, population_size, seed)
+        rmia_set = _rmia_reference(test, population, rmia_population) if "rmia" in attacks else None
+        if rmia_set is None:
+            attacks = [a for a in attacks if a != "rmia"]
+        cache = cache or FeatureCache()
+        analyses: list[ReplicaAnalysis] = []
+        procedures, used_ids, seconds = [], set(), {}
+        with Progress(len(targets), "privacy audit", unit="procedure", enabled=progress) as bar:
+            for target in targets:
+                t0 = time.perf_counter()
+                proc_delta = float(target.delta if target.delta is not None else
+                                   (target.procedure.delta if isinstance(target.procedure, DPConfig) else delta))
+                shadows = train_shadows(base, population, target.procedure, seed=seed, member=masks, cache=cache,
+                                        run_dir=run_dir, extra=rmia_set, progress=progress,
+                                        desc=f"replicas of {target.name}")
+                analyses.append(analyze_replicas(
+                    target.name, target.claimed_epsilon, shadows, population.is_canary.numpy(), attacks=attacks,
+                    delta=proc_delta, confidence=confidence, n_bootstrap=n_bootstrap, seed=seed,
+                    rmia_labels=rmia_set.labels.numpy() if rmia_set is not None else None,
+                    check_id=_check_id(target, used_ids)))
+                procedures.append(_procedure_row(target, shadows))
+                seconds[target.name] = time.perf_counter() - t0
+                bar.update()
+        timing = None
+        if measure_timing:
+            reference = next((t.procedure for t in targets if isinstance(t.procedure, TrainConfig)), None)
+            timing = time_shadow_training(base, population, reference or train_config or TrainConfig(), seed=seed,
+                                          cache=cache)
+            timing["note"] = ("one model each on the same random half of the population; tangent and non-linear use the "
+                              "shared prefix features; 'uncached' reruns the prefix on the model's own subset")
+        body = _body(analyses, procedures, population, num_models, attacks, rmia_set, confidence, n_bootstrap, delta,
+                     seed, timing, {"total": time.perf_counter() - start, **seconds})
+        roc = pd.concat([a.roc for a in analyses], ignore_index=True) if analyses else None
+        return AuditSection(SECTION, body, [a.check for a in analyses], roc)
 
 
 __all__ = ["ATTACKS", "ATTACK_NAMES", "AttackRow", "AuditTarget", "BUGS", "MembershipRow", "SECTION",

@@ -28,7 +28,7 @@ from privtangent.data.dataset import LabeledData
 from privtangent.errors import ConfigError, DataError
 from privtangent.features import FeatureCache
 from privtangent.shards import ShardedModel
-from privtangent.threads import limit_threads
+from privtangent.threads import torch_threads
 from privtangent.train import TrainConfig, predict_logits
 
 SECTION = "unlearning"
@@ -141,50 +141,49 @@ def _mia_section(scenario: UnlearningScenario, base: nn.Module, num_shadows: int
     return {"mia_before_after": mia["rows"], "mia": summary}, mia_check(mia["rows"], confidence)
 
 
-@limit_threads
 def audit_unlearning(scenario: UnlearningScenario | str | Path, base: nn.Module | None = None, *,
                      num_shadows: int = 4, n_bootstrap: int = 500, confidence: float = 0.95,
-                     cache: FeatureCache | None = None, progress: bool = False) -> AuditSection:
+                     cache: FeatureCache | None = None, progress: bool = False, threads: int | None = 1) -> AuditSection:
     """Audit a sharded model directory (or a scenario from ``build_unlearning_scenario``).
 
     A bare model directory gets (a) exactness and the ledger, and (c) test accuracy when the
     model records a test split; the membership check needs the scenario's model before the
     request and is skipped without it. ``base`` defaults to the model's recorded base.
     """
-    start = time.perf_counter()
-    if isinstance(num_shadows, bool) or not isinstance(num_shadows, int) or num_shadows < 2:
-        raise ConfigError(f"number of shadow models must be an integer ≥ 2, got {num_shadows!r}")
-    if not isinstance(scenario, UnlearningScenario):
-        scenario = scenario_of_directory(Path(scenario))
-    model = ShardedModel(scenario.model_dir)
-    base = base if base is not None else model.load_base()
-    cache = cache or FeatureCache()
-    rows, ledger = exactness_rows(scenario.model_dir, scenario.before_sha256)
-    body: dict[str, Any] = {
-        "summary": ("A forget request was served by removing (or retraining) the shard that held the samples; the "
-                    "served model was recomposed from the shard checkpoints and checked bit for bit, the ledger was "
-                    "verified, and a membership attack compared the forgotten samples with samples the model never "
-                    "saw (when the model served before the request is available)."),
-        "ledger": ledger,
-        "exactness": rows,
-    }
-    if scenario.forget:
-        body["request"] = {k: scenario.forget.get(k) for k in ("request", "mode", "num_ids", "shards_removed",
-                                                               "shards_retrained", "active_shards", "seconds",
-                                                               "ids_sha256")}
-    mia_body, mia = _mia_section(scenario, base, num_shadows, n_bootstrap, confidence, cache, progress)
-    body.update(mia_body)
-    body["accuracy"] = accuracy_rows(scenario, base, cache)
-    body["setup"] = {"model_dir": str(scenario.model_dir), "num_shards": model.num_shards,
-                     "training": scenario.config.to_dict(), "forgotten_samples": len(scenario.forget_ids),
-                     "never_seen_samples": len(scenario.never_seen), "shadow_models": num_shadows,
-                     "confidence": confidence, "n_bootstrap": n_bootstrap, "seed": scenario.seed}
-    body["seconds"] = {"build_and_forget": scenario.build_seconds, "audit": time.perf_counter() - start}
-    # no ROC: the report's ROC figure belongs to the black-box audit; the AUCs above are this section's
-    return AuditSection(SECTION, body, [*exactness_checks(rows), mia])
+    with torch_threads(threads):
+        start = time.perf_counter()
+        if isinstance(num_shadows, bool) or not isinstance(num_shadows, int) or num_shadows < 2:
+            raise ConfigError(f"number of shadow models must be an integer ≥ 2, got {num_shadows!r}")
+        if not isinstance(scenario, UnlearningScenario):
+            scenario = scenario_of_directory(Path(scenario))
+        model = ShardedModel(scenario.model_dir)
+        base = base if base is not None else model.load_base()
+        cache = cache or FeatureCache()
+        rows, ledger = exactness_rows(scenario.model_dir, scenario.before_sha256)
+        body: dict[str, Any] = {
+            "summary": ("A forget request was served by removing (or retraining) the shard that held the samples; the "
+                        "served model was recomposed from the shard checkpoints and checked bit for bit, the ledger was "
+                        "verified, and a membership attack compared the forgotten samples with samples the model never "
+                        "saw (when the model served before the request is available)."),
+            "ledger": ledger,
+            "exactness": rows,
+        }
+        if scenario.forget:
+            body["request"] = {k: scenario.forget.get(k) for k in ("request", "mode", "num_ids", "shards_removed",
+                                                                   "shards_retrained", "active_shards", "seconds",
+                                                                   "ids_sha256")}
+        mia_body, mia = _mia_section(scenario, base, num_shadows, n_bootstrap, confidence, cache, progress)
+        body.update(mia_body)
+        body["accuracy"] = accuracy_rows(scenario, base, cache)
+        body["setup"] = {"model_dir": str(scenario.model_dir), "num_shards": model.num_shards,
+                         "training": scenario.config.to_dict(), "forgotten_samples": len(scenario.forget_ids),
+                         "never_seen_samples": len(scenario.never_seen), "shadow_models": num_shadows,
+                         "confidence": confidence, "n_bootstrap": n_bootstrap, "seed": scenario.seed}
+        body["seconds"] = {"build_and_forget": scenario.build_seconds, "audit": time.perf_counter() - start}
+        # no ROC: the report's ROC figure belongs to the black-box audit; the AUCs above are this section's
+        return AuditSection(SECTION, body, [*exactness_checks(rows), mia])
 
 
-@limit_threads
 def run_unlearning_audit(
     base: nn.Module,
     train: LabeledData | None = None,
@@ -206,22 +205,24 @@ def run_unlearning_audit(
     seed: int = 0,
     cache: FeatureCache | None = None,
     progress: bool = False,
+    threads: int | None = 1,
 ) -> AuditSection:
     """The unlearning audit: of ``model_dir`` (an existing sharded model), or of a scenario built
     in ``run_dir`` from ``train`` (canaries planted in shard 0, then forgotten; see
     ``build_unlearning_scenario``)."""
-    if model_dir is not None:
-        return audit_unlearning(model_dir, base, num_shadows=num_shadows, n_bootstrap=n_bootstrap,
-                                confidence=confidence, cache=cache, progress=progress)
-    if train is None:
-        raise ConfigError("the unlearning scenario needs training data (or model_dir, an existing sharded model)")
-    run_dir = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="privtangent-unlearning-"))
-    scenario = build_unlearning_scenario(base, train, test=test, run_dir=run_dir, base_name=base_name,
-                                         base_kwargs=base_kwargs, num_shards=num_shards, data_size=data_size,
-                                         num_forget=num_forget, num_never_seen=num_never_seen,
-                                         train_config=train_config, mode=mode, seed=seed, progress=progress)
-    return audit_unlearning(scenario, base, num_shadows=num_shadows, n_bootstrap=n_bootstrap, confidence=confidence,
-                            cache=cache, progress=progress)
+    with torch_threads(threads):
+        if model_dir is not None:
+            return audit_unlearning(model_dir, base, num_shadows=num_shadows, n_bootstrap=n_bootstrap,
+                                    confidence=confidence, cache=cache, progress=progress)
+        if train is None:
+            raise ConfigError("the unlearning scenario needs training data (or model_dir, an existing sharded model)")
+        run_dir = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="privtangent-unlearning-"))
+        scenario = build_unlearning_scenario(base, train, test=test, run_dir=run_dir, base_name=base_name,
+                                             base_kwargs=base_kwargs, num_shards=num_shards, data_size=data_size,
+                                             num_forget=num_forget, num_never_seen=num_never_seen,
+                                             train_config=train_config, mode=mode, seed=seed, progress=progress)
+        return audit_unlearning(scenario, base, num_shadows=num_shadows, n_bootstrap=n_bootstrap, confidence=confidence,
+                                cache=cache, progress=progress)
 
 
 __all__ = ["SECTION", "accuracy_rows", "audit_unlearning", "exactness_checks", "mia_check", "run_unlearning_audit",
