@@ -36,6 +36,9 @@ def register_audit(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="run the pre-release audit and write the compliance report",
                        description=AUDIT_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="FILE", help="YAML/TOML/JSON config (default: the embedded default)")
+    p.add_argument("--model", metavar="DIR",
+                   help="audit this released model directory (privtangent train --out DIR): its DP statement, "
+                        "re-derived; its accuracy; replicas of its training recipe attacked")
     p.add_argument("--out", metavar="DIR", help="output directory (created; required)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or stage log")
     p.add_argument("--json", action="store_true", help="print the verdict and checks as JSON on stdout")
@@ -57,7 +60,12 @@ def run_audit_command(args: argparse.Namespace) -> int:
     config = load_config(args.config, AUDIT_DEFAULTS)  # validated before anything is written
     quiet = args.quiet or args.json
     log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    report = run_audit(config, out, progress=not quiet, log=log, command="privtangent " + " ".join(sys.argv[1:]))
+    if args.model is not None:
+        from privtangent.release import read_manifest
+
+        read_manifest(args.model)  # a missing or corrupt model directory is bad input, before anything is written
+    report = run_audit(config, out, progress=not quiet, log=log, command="privtangent " + " ".join(sys.argv[1:]),
+                       model_dir=args.model)
     paths = render_run(out, pdf=not args.no_pdf)
     failed = sum(c["status"] == "FAIL" for c in report["checks"])
     if args.json:

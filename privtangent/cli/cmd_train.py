@@ -31,18 +31,25 @@ TRAIN_FLAGS = {  # TrainConfig field -> the flag that sets it
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="fine-tune one model (TAFT, NLFT or FC) into a run directory",
+        help="fine-tune one model (TAFT, NLFT or FC), with DP (--epsilon) or without, into a model directory",
         description="Fine-tune the last blocks of a ViT, tangent (TAFT: trains Δw of the linearized\n"
-        "model) or not (NLFT: trains the same parameters of the original network). Writes\n"
-        "DIR/metrics.json (test_accuracy as a fraction, train_seconds), the trained parameters\n"
-        "(DIR/model.json + safetensors, verified by sha256) and a resumable state after every\n"
-        "epoch (DIR/state.json). Base model: the embedded default unless --model/--checkpoint.\n"
-        "Flags override --config values; unset values take the method's defaults.",
+        "model) or not (NLFT: trains the same parameters of the original network). Writes the model\n"
+        "directory a team releases: DIR/model.safetensors (Δw keyed by the base model's parameter\n"
+        "names), DIR/model.json (base, config, data hashes, metrics, and a privacy block),\n"
+        "DIR/model_card.md and DIR/metrics.json (test_accuracy as a fraction, train_seconds).\n"
+        "\n"
+        "With --epsilon E it trains with DP-SGD (σ calibrated by the PRV accountant for E at δ):\n"
+        "Poisson sampling at rate q (--sample-rate, or --batch-size B for q = B/N; default q = 256/N\n"
+        "above 5,000 samples, full-batch DP-GD below), per-example clipping at C (--max-grad-norm),\n"
+        "Gaussian noise from OS entropy; progress shows the ε spent so far. Without --epsilon it is\n"
+        "not private (model.json says so) and writes a resumable state after every epoch.\n"
+        "Base model: the embedded default unless --model/--checkpoint. Flags override --config values.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
         "  privtangent train --data fashion-near --data-limit 5000 --blocks 1 --tangent --reset --epochs 10 --out runs/taft1\n"
         "  privtangent train --data digits --no-tangent --regime fc --epochs 10 --seed 1 --out runs/fc\n"
         "  privtangent train --config run.yaml --resume\n"
+        "  privtangent train --data fashion-near --epsilon 3 --sample-rate 0.01 --out runs/release\n"
         "exit status: 0 ok, 2 bad input (nothing is written) or a corrupt checkpoint",
     )
     g = p.add_argument_group("data and output")
@@ -75,11 +82,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--kappa", type=float, help="RSL κ (default 15)")
     o.add_argument("--alpha", type=float, help="RSL α (default 1)")
     o.add_argument("--lr", type=float, help="Adam learning rate (default 1e-2 for TAFT, 1e-3 for NLFT and FC)")
-    o.add_argument("--batch-size", type=int, metavar="B", help="batch size (default 32)")
+    o.add_argument("--batch-size", type=int, metavar="B",
+                   help="batch size (default 32); with --epsilon, the expected DP batch size (q = B/N)")
     o.add_argument("--weight-decay", type=float, metavar="WD",
                    help="TAFT: wd·‖Δw‖² penalty; NLFT: decoupled AdamW decay (default 1e-4)")
     o.add_argument("--project-radius", type=float, metavar="R", help="project the trained vector onto ‖·‖₂ ≤ R")
     o.add_argument("--schedule", choices=SCHEDULES, help="lr ÷10 at 50%% and 83%% of epochs (step, default)")
+    d = p.add_argument_group("differential privacy (--epsilon trains with DP-SGD)")
+    d.add_argument("--epsilon", type=float, metavar="E", help="train with DP at this ε (σ calibrated for it)")
+    d.add_argument("--delta", type=float, metavar="D", help="δ of the guarantee (default min(1e-5, 1/(10N)))")
+    d.add_argument("--sample-rate", type=float, metavar="Q",
+                   help="Poisson sampling rate q in (0, 1]; 1 = full-batch DP-GD (default: 256/N above 5,000 "
+                        "samples, else 1); or give --batch-size B for q = B/N")
+    d.add_argument("--max-grad-norm", type=float, metavar="C", help="per-example clipping norm C (default 1)")
+    d.add_argument("--noise-seed", type=int, metavar="S",
+                   help="seed the DP noise (reproducible runs only: the model is marked NOT FOR RELEASE)")
     r = p.add_argument_group("running")
     r.add_argument("--threads", type=int, metavar="N",
                    help="torch threads (default 1: fastest for small models on shared CPUs; fixed so that a "
@@ -91,11 +108,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
-    """The flags as a config layer, and field → flag for the error messages."""
-    training = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
-    sources = {k: TRAIN_FLAGS[k] for k in training}
+DP_FROM_TRAINING = ("lr", "epochs", "loss", "weight_decay", "output")  # flags a DP run takes into privacy:
+NOT_DP = ("alpha", "kappa", "schedule", "project_radius")  # the non-private recipe only
+POISSON_ABOVE = 5000  # larger training sets default to Poisson DP-SGD ...
+DEFAULT_DP_BATCH = 256  # ... with this expected batch size
+DEFAULT_DP_EPOCHS = {True: 50, False: 10}  # full batch: 50 steps (the paper's setting); Poisson: 10 passes
+
+
+def _overrides(args: argparse.Namespace, dp: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """The flags as a config layer, and field → flag for the error messages. In a DP run the
+    optimization flags set the DP mechanism (``privacy:``), not the non-private recipe."""
+    flags = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
+    sources = {k: TRAIN_FLAGS[k] for k in flags}
+    training = {k: v for k, v in flags.items() if not (dp and k in DP_FROM_TRAINING)}
     layer: dict[str, Any] = {"training": training} if training else {}
+    privacy = {k: v for k, v in flags.items() if dp and k in DP_FROM_TRAINING}
+    for field, flag in (("epsilon", "--epsilon"), ("delta", "--delta"), ("sample_rate", "--sample-rate"),
+                        ("max_grad_norm", "--max-grad-norm"), ("noise_seed", "--noise-seed")):
+        value = getattr(args, field)
+        if value is not None:
+            privacy["epsilons" if field == "epsilon" else field], sources[field] = value, flag
+    if "epsilons" in privacy:
+        sources["epsilons"] = "--epsilon"
+    if privacy:
+        layer["privacy"] = privacy
     data: dict[str, Any] = {}
     for field, flag, value in (("task", "--data", args.data), ("train_limit", "--data-limit", args.data_limit),
                                ("test_limit", "--test-limit", args.test_limit)):
@@ -130,18 +166,71 @@ def _named(err: ConfigError, sources: dict[str, str]) -> ConfigError:
     return err
 
 
+def _file_privacy(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``privacy:`` section the config file itself gives (to tell a DP run file from a plain one)."""
+    from privtangent.config.files import read_config_file
+
+    if not args.config:
+        return {}
+    section = read_config_file(args.config).get("privacy") or {}
+    return dict(section) if isinstance(section, dict) else {}
+
+
+def is_dp(args: argparse.Namespace) -> bool:
+    """A DP run: --epsilon, or a config file whose privacy section claims ε."""
+    return args.epsilon is not None or "epsilons" in _file_privacy(args)
+
+
 def resolve(args: argparse.Namespace) -> Any:
     """The run's ``RunConfig``, validated; raises ConfigError naming the bad flag or field."""
     from privtangent.config.schema import load_config
 
-    layer, sources = _overrides(args)
+    dp = is_dp(args)
+    if not dp:
+        given = [flag for flag, value in (("--delta", args.delta), ("--sample-rate", args.sample_rate),
+                                          ("--max-grad-norm", args.max_grad_norm), ("--noise-seed", args.noise_seed))
+                 if value is not None]
+        if given:
+            raise ConfigError(f"{given[0]}: a DP setting, but no --epsilon was given (the run would not be private)")
+    else:
+        unused = [TRAIN_FLAGS[k] for k in NOT_DP if getattr(args, k) is not None]
+        if unused:
+            raise ConfigError(f"{unused[0]}: not used by DP training (it belongs to the non-private recipe)")
+        if args.resume:
+            raise ConfigError("--resume: a DP run is not resumable (its noise is never stored); start it again")
+        if args.sample_rate is not None and args.batch_size is not None:
+            raise ConfigError("--batch-size: give --sample-rate Q or --batch-size B (q = B/N), not both")
+    layer, sources = _overrides(args, dp)
     try:
         config = load_config(args.config, None, layer)
     except ConfigError as err:
         raise _named(err, sources) from None
+    if dp and len(config.privacy.epsilons) != 1:
+        raise ConfigError(f"privacy.epsilons: train fits one model; the file claims {list(config.privacy.epsilons)}: "
+                          "give --epsilon E")
     if config.out is None:
         raise ConfigError("--out: required (the run directory), on the command line or as out: in the config")
     return config
+
+
+def dp_run_config(args: argparse.Namespace, config: Any, num_train: int) -> Any:
+    """The DP run's ``DPConfig``: q, δ and epochs default from the training set's size N."""
+    file_privacy = _file_privacy(args)
+    dp = config.dp_config()
+    changes: dict[str, Any] = {}
+    if args.sample_rate is None and "sample_rate" not in file_privacy:
+        if args.batch_size is not None:
+            if not 1 <= args.batch_size <= num_train:
+                raise ConfigError(f"--batch-size: the expected DP batch must be in [1, N = {num_train}], "
+                                  f"got {args.batch_size}")
+            changes["sample_rate"] = args.batch_size / num_train
+        else:
+            changes["sample_rate"] = DEFAULT_DP_BATCH / num_train if num_train > POISSON_ABOVE else 1.0
+    if args.delta is None and "delta" not in file_privacy:
+        changes["delta"] = min(1e-5, 1.0 / (10 * num_train))
+    if args.epochs is None and "epochs" not in file_privacy:
+        changes["epochs"] = DEFAULT_DP_EPOCHS[changes.get("sample_rate", dp.sample_rate) == 1.0]
+    return dp.replace(**changes)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -162,9 +251,11 @@ def run(args: argparse.Namespace) -> int:
         flag = "--blocks" if args.blocks is not None else "training.blocks"
         raise ConfigError(f"{flag}: must be in [1, {depth}] (the base model has {depth} blocks), got {training.blocks}")
     train, test, data_record = load_data(config.data, base, seed=training.seed)
+    cache = FeatureCache(args.feature_cache or feature_cache_dir())
+    if is_dp(args):
+        return _run_dp(args, config, base, base_record, train, test, data_record, cache, out, progress)
     result = train_run(base, train, training, out, test=test, base_record=base_record, data_extra=data_record,
-                       cache=FeatureCache(args.feature_cache or feature_cache_dir()), progress=progress,
-                       resume=args.resume, threads=config.threads or 1)
+                       cache=cache, progress=progress, resume=args.resume, threads=config.threads or 1)
     metrics = result.metrics
     if args.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))
@@ -172,5 +263,24 @@ def run(args: argparse.Namespace) -> int:
         resumed = f", resumed after epoch {result.resumed_from}" if result.resumed_from else ""
         print(f"{training.method} on {train.name} ({len(train)} samples, {training.epochs} epochs{resumed}): "
               f"test accuracy {100 * metrics['test_accuracy']:.2f}% on {len(test)}, "
-              f"{metrics['train_seconds']:.1f} s training → {out}", file=sys.stdout)
+              f"{metrics['train_seconds']:.1f} s training → {out} (not private)", file=sys.stdout)
+    return 0
+
+
+def _run_dp(args: argparse.Namespace, config: Any, base: Any, base_record: dict[str, Any], train: Any, test: Any,
+            data_record: dict[str, Any], cache: Any, out: Path, progress: bool) -> int:
+    from privtangent.dp.run import train_dp_run
+
+    dp = dp_run_config(args, config, len(train))
+    result = train_dp_run(base, train, dp, out, test=test, base_record=base_record, data_extra=data_record,
+                          cache=cache, progress=progress, threads=config.threads or 1)
+    privacy = result.manifest["privacy"]
+    if args.json:
+        print(json.dumps({**result.metrics, "privacy": privacy}, indent=2, sort_keys=True, default=str))
+    else:
+        print(f"{result.manifest['method']} on {train.name} ({len(train)} samples): (ε = {privacy['epsilon']:.4g}, "
+              f"δ = {privacy['delta']:.3g})-DP, σ = {privacy['sigma']:.4g}, C = {privacy['max_grad_norm']:g}, "
+              f"q = {privacy['sample_rate']:.4g}, T = {privacy['steps']} steps; test accuracy "
+              f"{100 * result.metrics['test_accuracy']:.2f}% on {len(test)} → {out}"
+              + ("  [NOT FOR RELEASE: seeded noise]" if privacy["noise_seeded"] else ""), file=sys.stdout)
     return 0

@@ -75,13 +75,15 @@ def weight_penalty(model: nn.Module, config: DPConfig) -> Callable[[], Tensor] |
 def fit_dp(base: nn.Module, train: LabeledData, config: DPConfig, *, test: LabeledData | None = None,
            cache: FeatureCache | None = None, progress: bool = True,
            on_step: Callable[[DPStep], None] | None = None,
-           extra_per_sample_grads: CanaryGrads | None = None) -> DPResult:
+           extra_per_sample_grads: CanaryGrads | None = None, model: nn.Module | None = None) -> DPResult:
     """DP fine-tuning of ``base`` on ``train``; evaluates on ``test`` if given.
 
     Args:
         on_step: observer called with each step's ``DPStep`` (privatized gradient, batch size, ...).
         extra_per_sample_grads: canary per-sample gradients added to every step's clipped sum
             (a dict {name: (M, ...)}), or a callable step → dict or None (1-based step).
+        model: the model to train, already built by ``prepare_model(base, train.num_classes,
+            config.train_config())`` (a caller that needs its initial state builds it first).
 
     Returns:
         ``DPResult(model, metrics, manifest, history)``; ``metrics["test_accuracy"]`` is a fraction.
@@ -90,7 +92,7 @@ def fit_dp(base: nn.Module, train: LabeledData, config: DPConfig, *, test: Label
     n = len(train)
     if n < 1:
         raise ConfigError(f"{train.name}: the training set is empty")
-    model = prepare_model(base, train.num_classes, config.train_config())
+    model = model if model is not None else prepare_model(base, train.num_classes, config.train_config())
     loss_fn = make_loss(config.loss)
     features = cache.features(model.base, model.start, train, progress=progress)
     labels = train.labels
@@ -118,7 +120,8 @@ def fit_dp(base: nn.Module, train: LabeledData, config: DPConfig, *, test: Label
             history.append({"step": info.step, "seconds": time.perf_counter() - start})
             bar.update(1)
             if progress and sigma > 0 and (info.step % steps_per_epoch == 0 or info.step == len(sampler)):
-                bar.report(epsilon_spent=epsilon_spent(sigma, config.sample_rate, info.step, config.delta))
+                spent = epsilon_spent(sigma, config.sample_rate, info.step, config.delta)
+                bar.report(**{"ε spent" if config.sample_rate == 1.0 else "ε spent ≤ (RDP)": spent})
     seconds = time.perf_counter() - start
     model.eval()
     manifest = privacy_manifest(config, noise_multiplier=sigma, calibrated=calibrated, dataset_size=n,

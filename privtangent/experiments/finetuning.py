@@ -87,7 +87,6 @@ class Variant:
         return f"{'TAFT' if self.tangent else 'NLFT'}-{'1' if self.blocks == 1 else 'k'}"
 
     def config(self, epochs: int, seed: int, batch_size: int = 32):
-
         return TrainConfig.recipe(self.tangent, self.regime, blocks=self.blocks, reset=self.reset,
                                   linearize_cls=self.linearize_cls, lr=self.lr, epochs=epochs, seed=seed,
                                   batch_size=batch_size)
@@ -153,7 +152,6 @@ def _init_worker(threads: int) -> None:
 
 
 def _task_data(task: str, limit: int | None, test_limit: int | None):
-
     key = (task, limit, test_limit)
     if key not in _WORKER:
         name = TASKS[task][0]
@@ -295,7 +293,6 @@ def run_table1(out: str | Path, *, seeds: Iterable[int] = (0, 1, 2), epochs: int
 
 
 def _execute(jobs: list[Job], workers: int, threads: int, progress: bool):
-
     bar = Progress(len(jobs), "Table 1 runs", unit="run", enabled=progress)
     try:
         if workers == 1 or len(jobs) <= 1:

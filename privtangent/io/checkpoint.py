@@ -5,6 +5,11 @@ A checkpoint directory holds ``<name>.json`` (the manifest) and the tensor file 
 then the manifest is replaced atomically; only then is the previous tensor file removed.
 A crash at any point leaves a manifest that names a complete file with a matching sha256,
 so a reader sees the old checkpoint or the new one, never a mix.
+
+A released model (``fixed_name=True``) uses the fixed name ``<name>.safetensors`` that users and
+other tools expect. The tensor file is still written atomically before the manifest; a crash
+between the two leaves a manifest whose sha256 does not match the file, which every reader
+refuses (never a silent mix).
 """
 
 from __future__ import annotations
@@ -30,19 +35,18 @@ FORMAT = "privtangent-checkpoint/1"
 
 
 def library_versions() -> dict[str, str]:
-
     return {"python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
             "numpy": numpy.__version__, "safetensors": safetensors.__version__}
 
 
 def save_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], manifest: dict[str, Any],
-                    name: str = "model") -> Path:
+                    name: str = "model", fixed_name: bool = False) -> Path:
     """Write ``tensors`` and ``manifest`` atomically; returns the manifest's path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     blob = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
     digest = sha256_bytes(blob)
-    weights = directory / f"{name}-{digest[:12]}.safetensors"
+    weights = directory / (f"{name}.safetensors" if fixed_name else f"{name}-{digest[:12]}.safetensors")
     atomic_write_bytes(weights, blob)
     manifest_path = directory / f"{name}.json"
     previous = _read_manifest(manifest_path) if manifest_path.exists() else None

@@ -91,7 +91,6 @@ class SISAEnsemble:
 
     @torch.no_grad()
     def shard_logits(self, features: Tensor, batch_size: int = 512) -> list[Tensor]:
-
         out = []
         for k in self.shards:
             self.model.load_trainable(self.states[k])

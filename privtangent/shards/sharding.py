@@ -367,7 +367,6 @@ class ShardedModel:
         return self._base_state
 
     def load_base(self) -> nn.Module:
-
         model = build_vit(self.spec["base"]["timm_name"], **self.spec["base"]["timm_kwargs"])
         model.load_state_dict(self.base_state())
         return model.eval()
@@ -476,7 +475,6 @@ class ShardedModel:
         return save_checkpoint(self.shards_dir, out.trainable, manifest, name=checkpoint_name(out.shard, out.version))
 
     def config_hash(self) -> str:
-
         return sha256_bytes(json.dumps(self.config.to_dict(), sort_keys=True).encode())
 
     def train(self, shards: Iterable[int] | None = None, executor=None, data: LabeledData | None = None,

@@ -24,6 +24,7 @@ nothing is ever unpickled.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from collections import Counter
@@ -37,9 +38,10 @@ from torch import Tensor, nn
 from privtangent.data.dataset import LabeledData
 from privtangent.errors import CheckpointError, ConfigError
 from privtangent.features import FeatureCache
-from privtangent.io.atomic import atomic_write_json
+from privtangent.io.atomic import atomic_write_json, atomic_write_text
 from privtangent.io.checkpoint import library_versions, load_checkpoint, save_checkpoint
 from privtangent.io.hashing import tensor_hash
+from privtangent.model_card import model_card
 from privtangent.threads import torch_threads
 from privtangent.train.config import TrainConfig
 from privtangent.train.trainer import EpochHook, TrainResult, fit, prepare_model
@@ -199,9 +201,26 @@ def train_run(base: nn.Module, train: LabeledData, config: TrainConfig, out: str
 
         result: TrainResult = fit(base, train, config, test=test, cache=cache, progress=progress,
                                   on_epoch_end=save_epoch, state=state, model=model)
-        result.metrics = _finite(result.metrics)
+        result.metrics = finite_json(result.metrics)
 
-    manifest = {
+    manifest = run_manifest(result.model, config, base_record, base_sha, train, test, data_extra,
+                            fingerprint["anchor_sha256"], result.metrics)
+    manifest.update({"history": result.history, "threads": torch.get_num_threads() if threads is None else threads,
+                     "resumed_from_epoch": resumed_from,
+                     "privacy": {"private": False, "note": "trained without differential privacy"}})
+    metrics = {**result.metrics, "method": config.method, "epochs": config.epochs, "seed": config.seed,
+               "train_data": train.name, "num_train": len(train),
+               "num_test": len(test) if test is not None else 0}
+    save_model_dir(out, result.model, manifest, anchor, metrics)
+    return RunResult(out, result.model, metrics, manifest, resumed_from)
+
+
+def run_manifest(model: nn.Module, config: TrainConfig, base_record: dict[str, Any] | None, base_sha: str,
+                 train: LabeledData, test: LabeledData | None, data_extra: dict[str, Any] | None,
+                 anchor_sha256: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    """What ``model.json`` says of any trained model: the base, the config, the data, the anchor."""
+    stored = bool(config.reset or config.linearize_cls)
+    return {
         "kind": RUN_FORMAT,
         "method": config.method,
         "model_kind": model.kind,
@@ -210,34 +229,34 @@ def train_run(base: nn.Module, train: LabeledData, config: TrainConfig, out: str
         "base": {**(base_record or {}), "sha256": base_sha},
         "data": {"train": data_record(train, **(data_extra or {})),
                  "test": data_record(test) if test is not None else None},
-        "anchor": {"sha256": fingerprint["anchor_sha256"],
-                   "stored": bool(config.reset or config.linearize_cls),
-                   "file": "anchor.json" if (config.reset or config.linearize_cls) else None},
-        "metrics": result.metrics,
-        "history": result.history,
-        "threads": torch.get_num_threads() if threads is None else threads,
-        "resumed_from_epoch": resumed_from,
+        "anchor": {"sha256": anchor_sha256, "stored": stored, "file": "anchor.json" if stored else None},
+        "metrics": metrics,
         "versions": library_versions(),
     }
-    if config.reset or config.linearize_cls:
-        save_checkpoint(out, anchor, {"kind": "privtangent-linearization-point", "sha256_tensors": fingerprint["anchor_sha256"]},
-                        name="anchor")
-    save_checkpoint(out, result.model.trainable_state_dict(), manifest, name="model")
-    metrics = {**result.metrics, "method": config.method, "epochs": config.epochs, "seed": config.seed,
-               "train_data": train.name, "num_train": len(train),
-               "num_test": len(test) if test is not None else 0}
+
+
+def save_model_dir(out: Path, model: nn.Module, manifest: dict[str, Any], anchor: dict[str, Tensor],
+                   metrics: dict[str, Any]) -> None:
+    """The model directory: ``anchor.safetensors`` (the linearization point, when it cannot be
+    rebuilt from the base and seeds), ``model.safetensors`` (the trained parameters keyed by the
+    base's names) with ``model.json``, ``model_card.md`` and ``metrics.json``; each atomic."""
+    if manifest["anchor"]["stored"]:
+        save_checkpoint(out, anchor, {"kind": "privtangent-linearization-point",
+                                      "sha256_tensors": manifest["anchor"]["sha256"]}, name="anchor", fixed_name=True)
+    path = save_checkpoint(out, model.trainable_state_dict(), manifest, name="model", fixed_name=True)
+    saved = json.loads(path.read_text())
+    atomic_write_text(out / "model_card.md", model_card(saved, saved["sha256"]))
     atomic_write_json(out / "metrics.json", metrics)
-    return RunResult(out, result.model, metrics, manifest, resumed_from)
 
 
-def _finite(obj: Any) -> Any:
+def finite_json(obj: Any) -> Any:
     """NaN / ±inf → None, so metrics are strict JSON (a class absent from a small test set)."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: finite_json(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_finite(v) for v in obj]
+        return [finite_json(v) for v in obj]
     return obj
 
 
