@@ -19,6 +19,7 @@ from typing import Any
 
 from audits.choices import ATTACKS, BLACKBOX_BUGS, WHITEBOX_BUGS, WHITEBOX_CANARIES, WHITEBOX_DATA_LIMIT
 from privtangent.choices import REGIMES
+from privtangent.cli.options import add_device_option
 from privtangent.errors import ConfigError, ExitStatus, PrivtangentError
 
 __all__ = ["add_audit_subcommands", "main", "write_section"]
@@ -80,6 +81,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch threads (default 1: fastest for these small models, and far faster on a loaded machine)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device_option(g)
     g.add_argument("--confidence", type=float, default=0.95, metavar="C",
                    help="confidence of every interval and bound (default 0.95)")
     g.add_argument("--bootstrap", type=int, default=500, metavar="B",

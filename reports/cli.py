@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from audits.cli import add_audit_subcommands
+from privtangent.cli.options import add_device_option
 from privtangent.errors import ConfigError, ExitStatus
 
 AUDIT_DESCRIPTION = """\
@@ -43,6 +44,7 @@ def register_audit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars or stage log")
     p.add_argument("--json", action="store_true", help="print the verdict and checks as JSON on stdout")
     p.add_argument("--no-pdf", action="store_true", help="skip report.pdf")
+    add_device_option(p)
     p.set_defaults(func=run_audit_command)
     add_audit_subcommands(p.add_subparsers(dest="audit_command", metavar="AUDIT", required=False))
 

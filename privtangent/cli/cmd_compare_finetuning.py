@@ -8,6 +8,7 @@ import sys
 from privtangent.choices import TABLE1_EPOCHS as DEFAULT_EPOCHS
 from privtangent.choices import TABLE1_METHODS as METHOD_ORDER
 from privtangent.choices import TABLE1_TASKS as TASKS
+from privtangent.cli.options import add_device_option
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--feature-cache", metavar="DIR",
                    help="where frozen-prefix features are cached (default $PRIVTANGENT_CACHE/features)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device_option(p)
     p.set_defaults(func=run)
 
 

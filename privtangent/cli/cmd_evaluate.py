@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from privtangent.choices import TASKS
+from privtangent.cli.options import add_device_option
 from privtangent.errors import ConfigError, DataError
 
 
@@ -33,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--predictions", metavar="FILE", help="also write one row per sample (id, label, prediction) as CSV")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_device_option(p)
     p.set_defaults(func=run)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from privtangent.cli.options import add_device_option
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -16,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--rebuild", action="store_true", help="retrain even if a cached model exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device_option(p)
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(func=run)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from privtangent.choices import LOSSES, OUTPUTS, REGIMES, SCHEDULES, TASKS
+from privtangent.cli.options import add_device_option
 from privtangent.errors import ConfigError
 
 TRAIN_FLAGS = {  # TrainConfig field -> the flag that sets it
@@ -104,6 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--feature-cache", metavar="DIR",
                    help="where frozen-prefix features are cached (default $PRIVTANGENT_CACHE/features)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device_option(r)
     r.add_argument("--json", action="store_true", help="print metrics.json to stdout at the end")
     p.set_defaults(func=run)
 

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        status = args.func(args)
+        status = _run(args)
     except PrivtangentError as err:
         print(f"privtangent: error: {err}", file=sys.stderr)
         return ExitStatus.BAD_INPUT
@@ -66,6 +66,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"privtangent: internal error: {type(err).__name__}: {err}", file=sys.stderr)
         return ExitStatus.INTERNAL_ERROR
     return ExitStatus.OK if status is None else int(status)
+
+
+def _run(args: argparse.Namespace) -> int | None:
+    """The command, on the device its ``--device`` names (commands without one run on the CPU)."""
+    if getattr(args, "device", None) is None:
+        return args.func(args)
+    from privtangent.device import on_device  # torch loads here, never for --help
+
+    with on_device(args.device):
+        return args.func(args)
 
 
 if __name__ == "__main__":

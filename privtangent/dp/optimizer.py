@@ -94,8 +94,10 @@ class DPOptimizer:
     def clipped_sum(self, features: Tensor, labels: Tensor) -> ClippedSum:
         """Σ of clipped per-sample gradients over a logical batch, micro-batch by micro-batch."""
         total = ClippedSum.zeros(self.params)
+        device = next(iter(self.params.values())).device
         for idx in micro_batches(torch.arange(len(labels)), self.physical_batch_size):
-            part = clipped_grad_sum(self.model, self.loss_fn, features[idx], labels[idx], self.max_grad_norm,
+            batch, targets = features[idx].to(device), labels[idx].to(device)  # one micro-batch on the device at a time
+            part = clipped_grad_sum(self.model, self.loss_fn, batch, targets, self.max_grad_norm,
                                     output=self.output, method=self.method, chunk_size=self.chunk_size)
             total.add_(part)
         return total

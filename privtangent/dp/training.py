@@ -19,6 +19,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from privtangent.data.dataset import LabeledData
+from privtangent.device import current_device
 from privtangent.dp.accounting import epsilon, epsilon_spent
 from privtangent.dp.calibration import calibrate_noise
 from privtangent.dp.config import DPConfig
@@ -97,7 +98,7 @@ def fit_dp(base: nn.Module, train: LabeledData, config: DPConfig, *, test: Label
     features = cache.features(model.base, model.start, train, progress=progress)
     labels = train.labels
     sigma, calibrated = resolve_noise(config, n)
-    randomness = mechanism_randomness(config.noise_seed)
+    randomness = mechanism_randomness(config.noise_seed, device=current_device())
     sampler = BatchSampler(n, config.sample_rate, config.steps, randomness.generator)
     weight_decay = 0.0 if config.tangent else config.weight_decay
     optimizer = make_torch_optimizer(list(trainable(model).values()), config.optimizer, config.lr,

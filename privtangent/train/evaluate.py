@@ -13,7 +13,9 @@ def predict_logits(model: nn.Module, features: Tensor, output: str = "full", bat
     """Logits of a fine-tuned model on cached prefix features."""
     was_training = model.training
     model.eval()
-    out = [model.forward_features(features[i : i + batch_size], output=output) for i in range(0, len(features), batch_size)]
+    device = next(model.parameters()).device
+    out = [model.forward_features(features[i : i + batch_size].to(device), output=output).cpu()
+           for i in range(0, len(features), batch_size)]
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0)
 

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from privtangent.data.dataset import LabeledData
+from privtangent.device import current_device
 from privtangent.errors import CheckpointError, ConfigError
 from privtangent.features import FeatureCache
 from privtangent.finetune import build_finetune_model
@@ -46,8 +47,9 @@ class TrainResult:
 def prepare_model(base: nn.Module, num_classes: int, config: TrainConfig) -> nn.Module:
     """The model to fine-tune: ``base`` with a fresh head (seeded), tangent or not."""
     task_model = replace_head(copy.deepcopy(base), num_classes, seed=config.seed)
-    return build_finetune_model(task_model, tangent=config.tangent, blocks=config.blocks, regime=config.regime,
-                                reset=config.reset, linearize_cls=config.linearize_cls, seed=config.seed)
+    model = build_finetune_model(task_model, tangent=config.tangent, blocks=config.blocks, regime=config.regime,
+                                 reset=config.reset, linearize_cls=config.linearize_cls, seed=config.seed)
+    return model.to(current_device())
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -98,19 +100,21 @@ def train_epoch(model: nn.Module, features: Tensor, labels: Tensor, config: Trai
                 optimizer: torch.optim.Optimizer, loss_fn: Callable, generator: torch.Generator,
                 bar: Progress | None = None) -> dict:
     model.train()
+    device = next(model.parameters()).device
     order = torch.randperm(len(labels), generator=generator)
     total, correct, seen = 0.0, 0, 0
     for i in range(0, len(order), config.batch_size):
         idx = order[i : i + config.batch_size]
-        logits = model.forward_features(features[idx], output=config.output)
-        loss = loss_fn(logits, labels[idx])
+        batch, targets = features[idx].to(device), labels[idx].to(device)
+        logits = model.forward_features(batch, output=config.output)
+        loss = loss_fn(logits, targets)
         objective = loss + penalty(model, config)
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         optimizer.step()
         project(model, config.project_radius)
         total += float(loss.detach()) * len(idx)
-        correct += int((logits.argmax(-1) == labels[idx]).sum())
+        correct += int((logits.argmax(-1) == targets).sum())
         seen += len(idx)
         if bar is not None:
             bar.update(1)
