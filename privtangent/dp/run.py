@@ -86,7 +86,7 @@ def train_dp_run(base: nn.Module, train: LabeledData, config: DPConfig, out: str
     summary = {**metrics, "method": manifest["method"], "seed": config.seed, "train_data": train.name,
                "num_train": len(train), "num_test": len(test) if test is not None else 0,
                "epsilon": result.manifest["epsilon"], "target_epsilon": config.target_epsilon}
-    save_model_dir(out, result.model, manifest, anchor, summary)
+    manifest = save_model_dir(out, result.model, manifest, anchor, summary)
     return RunResult(out, result.model, summary, manifest, 0)
 
 

@@ -211,7 +211,7 @@ def train_run(base: nn.Module, train: LabeledData, config: TrainConfig, out: str
     metrics = {**result.metrics, "method": config.method, "epochs": config.epochs, "seed": config.seed,
                "train_data": train.name, "num_train": len(train),
                "num_test": len(test) if test is not None else 0}
-    save_model_dir(out, result.model, manifest, anchor, metrics)
+    manifest = save_model_dir(out, result.model, manifest, anchor, metrics)
     return RunResult(out, result.model, metrics, manifest, resumed_from)
 
 
@@ -236,7 +236,7 @@ def run_manifest(model: nn.Module, config: TrainConfig, base_record: dict[str, A
 
 
 def save_model_dir(out: Path, model: nn.Module, manifest: dict[str, Any], anchor: dict[str, Tensor],
-                   metrics: dict[str, Any]) -> None:
+                   metrics: dict[str, Any]) -> dict[str, Any]:
     """The model directory: ``anchor.safetensors`` (the linearization point, when it cannot be
     rebuilt from the base and seeds), ``model.safetensors`` (the trained parameters keyed by the
     base's names) with ``model.json``, ``model_card.md`` and ``metrics.json``; each atomic."""
@@ -247,6 +247,7 @@ def save_model_dir(out: Path, model: nn.Module, manifest: dict[str, Any], anchor
     saved = json.loads(path.read_text())
     atomic_write_text(out / "model_card.md", model_card(saved, saved["sha256"]))
     atomic_write_json(out / "metrics.json", metrics)
+    return saved  # the manifest as written: with the weights file's name and sha256
 
 
 def finite_json(obj: Any) -> Any:
