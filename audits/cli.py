@@ -21,6 +21,7 @@ from audits.choices import ATTACKS, BLACKBOX_BUGS, WHITEBOX_BUGS, WHITEBOX_CANAR
 from privtangent.choices import REGIMES
 from privtangent.cli.options import add_device_option
 from privtangent.errors import ConfigError, ExitStatus, PrivtangentError
+from privtangent.io.outdir import check_output_dir
 
 __all__ = ["add_audit_subcommands", "main", "write_section"]
 
@@ -112,9 +113,7 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
             kwargs = json.loads(args.model_kwargs)
         except json.JSONDecodeError as err:
             raise ConfigError(f"--model-kwargs: not valid JSON ({err})") from None
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: exists and is not a directory")
+    out = check_output_dir(args.out)
     try:
         model_spec, data_spec = ModelSpec(args.model, kwargs, args.checkpoint), DataSpec(task=args.data)
     except ConfigError as err:

@@ -14,8 +14,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from audits.gate import data_section, delta_check, noise_check
 from audits.results import Check, Status
-from audits.stages import AuditRun
+from audits.stages import AuditRun, accountant_name, base_statement
 from privtangent.config.schema import PrivacySpec, RunConfig
 from privtangent.dp.accounting import epsilon, epsilon_report
 from privtangent.dp.config import DPConfig
@@ -48,6 +49,9 @@ def load_artifact(run: AuditRun, model_dir: Path) -> dict[str, Any]:
     run.base_info = {**manifest["base"], "weights_sha256": manifest["base"]["sha256"]}
     run.train, run.test = training_data(manifest, run.base)
     run.data_info = dict(manifest["data"]["train"])
+    section, check = data_section(run.train, run.test, run.data_info)
+    run.result.sections["data"] = section
+    run.result.checks.append(check)
     return manifest
 
 
@@ -87,13 +91,15 @@ def statement_stage(run: AuditRun) -> None:
         run.result.sections[SECTION] = {"privacy_unit": "none", "runs": []}
         return
     checks, derived = _accounting_checks(privacy)
+    checks += [delta_check(privacy["delta"], privacy["dataset_size"], SECTION), noise_check(privacy["noise_seeded"])]
     run.result.checks.extend(checks)
     run.result.sections[SECTION] = {
-        "privacy_unit": privacy["unit_of_privacy"], "accountant": privacy["accountant"],
+        "privacy_unit": privacy["unit_of_privacy"], "accountant": accountant_name(privacy["sample_rate"]),
         "mechanism": privacy["mechanism"], "sampling": privacy["sampling"], "clipping": privacy["clipping"],
         "noise": privacy["noise"], "noise_seeded": privacy["noise_seeded"], "tuning_note": privacy["hyperparameter_tuning"],
         "covered": ("every access to the private training set during fine-tuning of this model: each step's gradient "
-                    "is clipped per example and noised. The base model and the audit's own replicas are not covered."),
+                    "is clipped per example and noised. " + base_statement(run.base_info)
+                    + " The audit's own replicas are not released."),
         "training_set_size": privacy["dataset_size"],
         "runs": [{"epsilon_target": privacy["target_epsilon"], "epsilon": privacy["epsilon"], **derived,
                   "delta": privacy["delta"], "sigma": privacy["sigma"], "clip": privacy["max_grad_norm"],

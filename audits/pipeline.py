@@ -78,6 +78,7 @@ def _run_stages(run: AuditRun, model_dir: Path | None) -> None:
             load_base(run)
         with run.stage("data"):
             load_data(run)
+        run.out_dir.mkdir(parents=True, exist_ok=True)  # only once the model and data are known to be valid
         with run.stage("DP training at each ε"):
             train_dp_models(run)
         stages = STAGES
@@ -85,6 +86,7 @@ def _run_stages(run: AuditRun, model_dir: Path | None) -> None:
         with run.stage("the released model, verified"):
             run.model_dir, run.artifact = model_dir, load_artifact(run, model_dir)
             run.config = artifact_config(run.artifact, run.config)
+        run.out_dir.mkdir(parents=True, exist_ok=True)
         private = (run.artifact.get("privacy") or {}).get("private")
         stages = MODEL_STAGES if private else MODEL_STAGES[:1]
     for name, stage in stages:
@@ -98,7 +100,6 @@ def run_audit(config: RunConfig, out_dir: str | Path, *, progress: bool = True,
     """Run the whole audit (of the embedded default or a config, or of the released model in
     ``model_dir``); writes ``out_dir/report.json`` (+ roc.csv) and returns the report."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.threads or default_threads())
     run = AuditRun(config, out_dir, progress, log)
     start = time.perf_counter()

@@ -33,7 +33,8 @@ from privtangent.progress import Progress
 from privtangent.threads import torch_threads
 from privtangent.train import TrainConfig, fit
 
-__all__ = ["SECTION", "UtilityCell", "UtilityRow", "run_utility_audit", "utility_checks", "utility_rows"]
+__all__ = ["SECTION", "UtilityCell", "UtilityRow", "run_utility_audit", "utility_checks", "utility_finding",
+           "utility_rows"]
 
 SECTION = "utility"
 
@@ -97,6 +98,30 @@ def utility_checks(rows: Sequence[UtilityRow], num_classes: int, num_seeds: int 
                                   f"DP cells ({num_seeds} seed(s) each)")
     return [Check("utility-dp-above-chance", SECTION, "every DP model learns (test accuracy above chance)",
                   Status(status), reason)]
+
+
+def utility_finding(rows: Sequence[UtilityRow]) -> str:
+    """One plain sentence on what the comparison found, including where the tangent model loses."""
+    dp = [r for r in rows if r["epsilon"] is not None and r["ours"] is not None and r["reg"] is not None]
+    if not dp:
+        return "No DP cell was trained."
+    wins = [r for r in dp if r["ours"] >= r["reg"]]
+    best = []
+    for eps in sorted({r["epsilon"] for r in dp}):
+        cells = [(r["ours"], "Ours", r["regime"]) for r in dp if r["epsilon"] == eps] + \
+                [(r["reg"], "Reg", r["regime"]) for r in dp if r["epsilon"] == eps]
+        acc, kind, regime = max(cells)
+        best.append(f"at ε = {eps:g}, {regime} {kind} ({acc:.3f})")
+    if not wins:
+        verdict = (f"On this data the tangent model (Ours) was less accurate than the original network (Reg) in all "
+                   f"{len(dp)} DP cells, unlike the paper's Table 3")
+    elif len(wins) == len(dp):
+        verdict = f"The tangent model (Ours) was at least as accurate as the original network (Reg) in all {len(dp)} DP cells"
+    else:
+        losses = ", ".join(f"{r['regime']} at ε = {r['epsilon']:g}" for r in dp if r["ours"] < r["reg"])
+        verdict = (f"The tangent model (Ours) was at least as accurate as the original network (Reg) in {len(wins)} of "
+                   f"{len(dp)} DP cells; it lost in {losses}")
+    return f"{verdict}. Best: {'; '.join(best)}. Differences within a few points are noise at these sizes."
 
 
 def _grid(regimes: list[str], epsilons: list[float], delta: float, seeds: list[int], task: str,

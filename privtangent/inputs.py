@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,9 +19,9 @@ from torch import nn
 
 from privtangent.config.schema import DataSpec, ModelSpec
 from privtangent.data.dataset import LabeledData
-from privtangent.data.image_folder import load_image_folder
+from privtangent.data.image_folder import EXTENSIONS, load_image_folder
 from privtangent.data.tasks import load_task
-from privtangent.errors import ConfigError
+from privtangent.errors import ConfigError, DataError
 from privtangent.io.hashing import sha256_file, tensor_hash
 from privtangent.models.pretrain import DEFAULT_MODEL, describe, pretrained_base
 from privtangent.models.vit import build_vit, load_checkpoint
@@ -70,19 +71,36 @@ def random_subset(data: LabeledData, limit: int | None, seed: int) -> LabeledDat
     return data.subset(torch.sort(order).values, f"{data.name}[{limit}]")
 
 
+def folder_classes(root: str | Path) -> dict[str, int]:
+    """Class sub-folder → number of image files in it (what a folder holds, before loading)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist")
+    return {d.name: sum(1 for f in d.rglob("*") if f.suffix.lower() in EXTENSIONS)
+            for d in sorted(root.iterdir()) if d.is_dir()}
+
+
 def load_data(spec: DataSpec, model: nn.Module, *, seed: int = 0) -> tuple[LabeledData, LabeledData, dict[str, Any]]:
-    """(train, test, record): the task or image folders of ``spec``, shaped for ``model``."""
+    """(train, test, record): the task or image folders of ``spec``, shaped for ``model``.
+
+    The record says what was loaded: the source, the classes found in each folder (empty class
+    folders, test-only classes), and the subset rule."""
     chans, height, width = expected_input(model)
     if spec.folders:
         assert spec.train is not None and spec.test is not None
         norm = {"mean": spec.mean if spec.mean is not None else DEFAULT_NORMALIZATION,
                 "std": spec.std if spec.std is not None else DEFAULT_NORMALIZATION}
+        train_found, test_found = folder_classes(spec.train), folder_classes(spec.test)
         train = load_image_folder(spec.train, height, chans, **norm)
         test = load_image_folder(spec.test, height, chans, classes=train.classes, **norm)
-        record: dict[str, Any] = {"train_folder": spec.train, "test_folder": spec.test, **norm}
+        record: dict[str, Any] = {
+            "train_folder": spec.train, "test_folder": spec.test, **norm,
+            "description": f"image folders {spec.train} (train) and {spec.test} (test), resized to {height}×{width}",
+            "empty_classes": sorted(c for c, n in train_found.items() if n == 0),
+            "test_only_classes": sorted(c for c, n in test_found.items() if n and c not in train_found)}
     else:
         train, test = load_task(spec.task, "train"), load_task(spec.task, "test")
-        record = {"task": spec.task}
+        record = {"task": spec.task, "description": f"the embedded default's task {spec.task}"}
     shape = tuple(train.images.shape[1:])
     if shape != (chans, height, width):
         raise ConfigError(f"data: {train.name} has {shape[0]}×{shape[1]}×{shape[2]} images, but the model takes "

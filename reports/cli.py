@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from audits.cli import add_audit_subcommands
 from privtangent.cli.options import add_device_option
 from privtangent.errors import ConfigError, ExitStatus
+from privtangent.io.outdir import check_output_dir
 
 AUDIT_DESCRIPTION = """\
 Run the pre-release audit and write the compliance report.
@@ -56,10 +56,8 @@ def run_audit_command(args: argparse.Namespace) -> int:
 
     if args.out is None:
         raise ConfigError("--out DIR is required: the directory the report is written to")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} exists and is not a directory")
     config = load_config(args.config, AUDIT_DEFAULTS)  # validated before anything is written
+    out = check_output_dir(args.out, refuse_if_holds=("report.json", "models", "unlearning"))
     quiet = args.quiet or args.json
     log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     if args.model is not None:

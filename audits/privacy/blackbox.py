@@ -301,11 +301,14 @@ def _verdict(name: str, claimed_epsilon: float | None, met: AttackMetrics, head:
              thr_lb: float, one_lb: float, check_id: str) -> Check:
     lo, hi = met.auc_ci if met.auc_ci else (float("nan"), float("nan"))
     if claimed_epsilon is None:
-        detected = lo > 0.5
-        reason = (f"{ATTACK_NAMES[head]} AUC {met.auc:.3g} (CI {lo:.3g}–{hi:.3g}) > 0.5; ε lower bound {lb:.3g}"
+        # the control passes only if the audit can prove leakage at all: an AUC above ½ with a bound of 0
+        # (AUC 0.57, ε_lb 0) shows the attack sees something, but the audit could not refute any claim
+        detected = lo > 0.5 and lb > 0
+        reason = (f"{ATTACK_NAMES[head]} AUC {met.auc:.3g} (CI {lo:.3g}–{hi:.3g}) > 0.5 and ε lower bound {lb:.3g} > 0"
                   if detected else
-                  f"inconclusive: {ATTACK_NAMES[head]} AUC CI {lo:.3g}–{hi:.3g} includes 0.5: the audit cannot tell "
-                  f"members of a non-private model, so PASS verdicts at the claimed ε carry little weight")
+                  f"inconclusive: on a non-private model the audit reached AUC {met.auc:.3g} (CI {lo:.3g}–{hi:.3g}) and "
+                  f"ε lower bound {lb:.3g}: it cannot prove leakage even without DP at these sizes, so its PASS "
+                  f"verdicts at the claimed ε carry little weight (more replicas or canaries would help)")
         return Check(check_id, SECTION, f"positive control: the audit detects {name}",
                      Status.PASS if detected else Status.SKIP, reason)
     claimed = float(claimed_epsilon)
@@ -437,6 +440,25 @@ def _body(analyses: list[ReplicaAnalysis], procedures: list[dict[str, Any]], pop
         "shadow_timing": timing,
         "seconds": seconds,
     }
+
+
+def _comparison_notes(analyses: list[ReplicaAnalysis]) -> list[str]:
+    """What a reader would otherwise puzzle over: a DP model that looks leakier than the non-private one."""
+    reference = next((a for a in analyses if a.row["epsilon_claimed"] is None), None)
+    if reference is None:
+        return []
+    notes = []
+    for a in analyses:
+        if a.row["epsilon_claimed"] is None or not a.row["auc"] > reference.row["auc"]:
+            continue
+        overlap = a.row["auc_ci_lo"] <= reference.row["auc_ci_hi"]
+        notes.append(f"{a.row['model']}: AUC {a.row['auc']:.3g} is above the non-private reference's "
+                     f"{reference.row['auc']:.3g}. " + (
+                         "Their intervals overlap: with this few replicas that is sampling noise, not a leak."
+                         if overlap else
+                         "Their intervals do not overlap: a DP model should not be easier to attack than the same "
+                         "recipe without DP; check the DP configuration (the bound above is the test that decides)."))
+    return notes
 
 
 def run_privacy_audit(

@@ -70,8 +70,9 @@ def _count(value: Any, name: str) -> int:
 def whitebox_check(name: str, run: CanaryRun, rows: list[BoundRow], m: int, r: int, bug: str | None) -> Check:
     """The release check of one canary run: FAIL when any bound exceeds the claimed ε."""
     claim = run.claim
-    slug = f"whitebox-eps{claim.target_epsilon or claim.epsilon:g}" + (f"-{bug}" if bug else "")
-    title = f"white-box canary audit of {name} at claimed ε = {claim.epsilon:.4g}"
+    claimed = claim.target_epsilon or claim.epsilon  # the claim as made (the accountant's ε is at most this)
+    slug = f"whitebox-eps{claimed:g}" + (f"-{bug}" if bug else "")
+    title = f"white-box canary audit of {name} at claimed ε = {claimed:g}"
     done = [row for row in rows if row.get("epsilon_lb") is not None]
     skipped = "".join(f"; {row['method']}: {row['error']}" for row in rows if row.get("epsilon_lb") is None)
     if not done:
@@ -79,8 +80,8 @@ def whitebox_check(name: str, run: CanaryRun, rows: list[BoundRow], m: int, r: i
     failed = any(row["status"] == "FAIL" for row in done)
     worst = max(done, key=lambda row: row["epsilon_lb"] or 0.0)
     power = max(row["audit_power"] or 0.0 for row in done)
-    reason = (f"ε lower bound {worst['epsilon_lb']:.3g} ({worst['method']}) {'exceeds' if failed else '≤'} claimed "
-              f"{claim.epsilon:.4g}; tightness {worst['tightness']:.2f} (ideal mechanism {worst['ideal_tightness']:.2f}); "
+    reason = (f"ε lower bound {worst['epsilon_lb']:.3g} ({worst['method']}) {'exceeds' if failed else '≤'} the "
+              f"accounted ε = {claim.epsilon:.4g} of the claim ε = {claimed:g}; tightness {worst['tightness']:.2f} (ideal mechanism {worst['ideal_tightness']:.2f}); "
               f"{m} canaries, {r} guesses, {worst['num_correct']} correct; audit power {power:.3g}"
               + ("" if failed or power > claim.epsilon else " < claimed ε: this audit could not have refuted the claim")
               + skipped + (f"; {run.details['replay_warning']}" if "replay_warning" in run.details else ""))

@@ -20,6 +20,7 @@ from typing import Any
 from privtangent.choices import LOSSES, OUTPUTS, REGIMES, SCHEDULES, TASKS
 from privtangent.cli.options import add_device_option
 from privtangent.errors import ConfigError
+from privtangent.io.outdir import check_output_dir
 
 TRAIN_FLAGS = {  # TrainConfig field -> the flag that sets it
     "tangent": "--tangent", "blocks": "--blocks", "regime": "--regime", "reset": "--reset",
@@ -242,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
     from privtangent.train.run import has_run, train_run
 
     config = resolve(args)
-    training, out = config.training, Path(config.out)
+    training, out = config.training, check_output_dir(config.out)
     if has_run(out) and not args.resume:  # before any expensive loading
         raise ConfigError(f"--out {out}: already holds a training run; pass --resume to continue it, "
                           "or choose another directory")
