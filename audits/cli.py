@@ -88,9 +88,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--bootstrap", type=int, default=500, metavar="B",
                    help="bootstrap replicates of the AUC / TPR intervals (default 500)")
     m = p.add_argument_group("base model and data (default: the embedded default)")
-    m.add_argument("--model", metavar="NAME", help="a timm VisionTransformer name (needs --checkpoint)")
+    m.add_argument("--base", metavar="NAME", help="a timm VisionTransformer name (needs --checkpoint)")
     m.add_argument("--checkpoint", metavar="FILE", help="the base model's weights, a local .safetensors file")
-    m.add_argument("--model-kwargs", metavar="JSON", help='timm kwargs, e.g. \'{"img_size": 28, "in_chans": 1}\'')
+    m.add_argument("--base-kwargs", metavar="JSON", help='timm kwargs, e.g. \'{"img_size": 28, "in_chans": 1}\'')
     m.add_argument("--data", default="fashion-near", metavar="TASK",
                    help="the task (fashion-near, digits, fashion; default fashion-near)")
 
@@ -108,14 +108,14 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
     if args.seed < 0:
         raise ConfigError(f"--seed: must be ≥ 0, got {args.seed}")
     kwargs: dict[str, Any] = {}
-    if args.model_kwargs is not None:
+    if args.base_kwargs is not None:
         try:
-            kwargs = json.loads(args.model_kwargs)
+            kwargs = json.loads(args.base_kwargs)
         except json.JSONDecodeError as err:
-            raise ConfigError(f"--model-kwargs: not valid JSON ({err})") from None
+            raise ConfigError(f"--base-kwargs: not valid JSON ({err})") from None
     out = check_output_dir(args.out)
     try:
-        model_spec, data_spec = ModelSpec(args.model, kwargs, args.checkpoint), DataSpec(task=args.data)
+        model_spec, data_spec = ModelSpec(args.base, kwargs, args.checkpoint), DataSpec(task=args.data)
     except ConfigError as err:
         raise ConfigError(f"--{str(err).replace('task:', 'data:', 1)}") from None
     progress = not args.quiet
@@ -340,13 +340,18 @@ def run_unlearning(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.sharded_model is None and (out / "sharded-model").exists():
         raise ConfigError(f"--out {out}: already holds an unlearning scenario (sharded-model/); choose another directory")
+    if args.sharded_model is not None:  # the model directory names its own base model and data
+        from audits.unlearning import audit_unlearning
+        from privtangent.shards import ShardedModel
+
+        ShardedModel(args.sharded_model)  # not a sharded model: bad input, before anything is written
+        out = check_output_dir(args.out)
+        result = audit_unlearning(args.sharded_model, None, num_shadows=args.shadows, n_bootstrap=args.bootstrap,
+                                  confidence=args.confidence, cache=_cache(), progress=not args.quiet,
+                                  threads=args.threads)
+        return _finish(result, out, args.quiet, {"model": str(args.sharded_model), "command": _command(args)})
     s = _setup(args)
     extra = {"base_model": s["base_record"], "data": s["data_record"], "command": _command(args)}
-    if args.sharded_model is not None:
-        result = run_unlearning_audit(s["base"], model_dir=args.sharded_model, num_shadows=args.shadows,
-                                      n_bootstrap=args.bootstrap, confidence=args.confidence, cache=_cache(),
-                                      progress=s["progress"], threads=args.threads)
-        return _finish(result, s["out"], args.quiet, extra)
     record = s["base_record"]
     config = TrainConfig(epochs=args.epochs) if args.epochs else TrainConfig()
     result = run_unlearning_audit(
@@ -378,7 +383,8 @@ def _add_unlearning(sub: argparse._SubParsersAction) -> None:
                "exit status: 0 all checks passed, 1 a check failed, 2 bad input",
     )
     a = p.add_argument_group("what is audited")
-    a.add_argument("--sharded-model", type=Path, metavar="DIR", help="audit this existing sharded model directory")
+    a.add_argument("--model", "--sharded-model", dest="sharded_model", type=Path, metavar="DIR",
+                   help="audit this existing sharded model directory (privtangent shards train --out DIR)")
     a.add_argument("--mode", choices=["remove", "retrain"], default="remove",
                    help="how the scenario's forget request is served (default remove)")
     z = p.add_argument_group("scenario size")

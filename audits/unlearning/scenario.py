@@ -21,7 +21,7 @@ from privtangent.data.dataset import LabeledData
 from privtangent.errors import ConfigError
 from privtangent.models.pretrain import DEFAULT_MODEL
 from privtangent.models.vit import build_vit
-from privtangent.shards import SerialExecutor, ShardedModel, forget, make_shard_map
+from privtangent.shards import SerialExecutor, ShardedModel, forget
 from privtangent.shards.sharding import from_assignment
 from privtangent.train import TrainConfig
 
@@ -62,6 +62,15 @@ def concat(a: LabeledData, b: LabeledData, name: str) -> LabeledData:
                        list(a.classes), name)
 
 
+def _shards_with(forget_ids: list[int], rest_ids: list[int], num_shards: int, data_size: int) -> list[list[int]]:
+    """Shard 0 = the forgotten canaries + the first of ``rest_ids`` (already in random order) up to an
+    equal share; the other shards split the remaining IDs equally."""
+    size0 = data_size // num_shards
+    head, tail = rest_ids[:size0 - len(forget_ids)], rest_ids[size0 - len(forget_ids):]
+    others = [part.tolist() for part in torch.tensor_split(torch.tensor(tail, dtype=torch.long), num_shards - 1)]
+    return [sorted(forget_ids + head), *others]
+
+
 def build_unlearning_scenario(
     base: nn.Module,
     train: LabeledData,
@@ -82,11 +91,14 @@ def build_unlearning_scenario(
 ) -> UnlearningScenario:
     """Build a sharded model with ``num_forget`` canaries in shard 0, then forget them.
 
-    ``data_size`` training samples are split into ``num_shards`` shards (seeded); the
-    canaries are ``num_forget`` samples of shard 0 relabelled with a wrong class;
-    ``num_never_seen`` further samples, relabelled the same way, are in no shard. The model is
-    written to ``run_dir/sharded-model`` (``ShardedModel``), composed, and a forget request
-    for the canaries is served (``privtangent.shards.forget``, ``mode``).
+    One pool of ``num_forget + num_never_seen`` samples is drawn at random and relabelled with a
+    wrong class (canaries); a random ``num_forget`` of them go into shard 0 (to be forgotten), the
+    rest into no shard (never seen). Both sets come from the same pool by the same random draw, so
+    after an exact removal they are exchangeable for the served model: the membership test's
+    null is exact. The other ``data_size − num_forget`` training samples are split at random to
+    fill shard 0 and the other shards equally. The model is written to
+    ``run_dir/sharded-model`` (``ShardedModel``), composed, and a forget request for the
+    canaries is served (``privtangent.shards.forget``, ``mode``).
     """
     start = time.perf_counter()
     for label, value, low in (("number of shards", num_shards, 2), ("data size", data_size, 4),
@@ -109,14 +121,13 @@ def build_unlearning_scenario(
         raise ConfigError("the unlearning audit composes tangent shards: the training config needs tangent: true")
     generator = torch.Generator().manual_seed(int(seed) + 101)
     order = torch.randperm(len(train), generator=generator)
-    plain = train.subset(order[:data_size], f"{train.name} (unlearning audit, {data_size})")
-    unseen = train.subset(order[data_size:data_size + num_never_seen], f"{train.name} (never seen)")
-    shard_map = make_shard_map(plain, num_shards, seed)
-    shard0 = torch.tensor(shard_map.shards[0])
-    forget_ids = sorted(shard0[torch.randperm(len(shard0), generator=generator)[:num_forget]].tolist())
-    data = _relabel(plain, torch.isin(plain.ids, torch.tensor(forget_ids)), generator)
-    never_seen = _relabel(unseen, torch.ones(len(unseen), dtype=torch.bool), generator)
-    shard_map = from_assignment(data, shard_map.shards, seed)
+    pool = num_forget + num_never_seen  # the canary pool: forgotten and never-seen are a random split of it
+    canaries = _relabel(train.subset(order[:pool]), torch.ones(pool, dtype=torch.bool), generator)
+    forget_ids = sorted(canaries.ids[:num_forget].tolist())
+    never_seen = canaries.subset(torch.arange(num_forget, pool), f"{train.name} (never-seen canaries)")
+    rest = train.subset(order[pool:pool + data_size - num_forget])
+    data = concat(canaries.subset(torch.arange(num_forget)), rest, f"{train.name} (unlearning audit, {data_size})")
+    shard_map = from_assignment(data, _shards_with(forget_ids, rest.ids.tolist(), num_shards, data_size), seed)
     model_dir = Path(run_dir) / "sharded-model"
     if (model_dir / "sharded.json").exists():
         raise ConfigError(f"{model_dir} already holds a sharded model; give an empty run directory")
