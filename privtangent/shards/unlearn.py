@@ -61,7 +61,7 @@ from typing import Any
 from privtangent.data.dataset import LabeledData
 from privtangent.errors import CheckpointError, ConfigError, PrivtangentError
 from privtangent.io.atomic import atomic_write_json, fsync_dir
-from privtangent.io.checkpoint import save_checkpoint
+from privtangent.io.checkpoint import load_checkpoint, save_checkpoint
 from privtangent.io.hashing import sha256_bytes, sha256_file, tensor_hash
 from privtangent.shards.executors import ids_hash
 from privtangent.shards.ledger import LedgerError
@@ -425,40 +425,24 @@ class VerifyReport:
         return not self.problems
 
 
-def verify(model: ShardedModel | str | os.PathLike, head: str | None = None, deep: bool = True) -> VerifyReport:
-    """Check the ledger and that the served model is exactly what the ledger says.
-
-    - the hash chain (edited, removed, inserted, reordered lines; a published ``head``);
-    - the records' order: one ``create``, then ``begin``/``commit`` (or ``abort``) pairs;
-    - the served model's sha256 equals the last commit's ``after``, and each request's
-      ``before`` equals the previous ``after``;
-    - every forgotten-ID commitment opens with the IDs and salt in ``model.json``;
-    - no active shard was trained on a forgotten ID (its trained-ID hash is recomputed from
-      the shard map minus the forgotten IDs);
-    - no checkpoint of a dropped or superseded shard is left in the directory;
-    - (``deep``) every checkpoint's sha256, and the served Δw equals the composition of the
-      active shards, bit for bit.
-    """
-    model = model if isinstance(model, ShardedModel) else ShardedModel(model)
-    problems: list[str] = []
-    check = model.ledger.verify(head=head)
-    problems += check.problems
-    records = check.records
-    info: dict[str, Any] = {"ledger_records": len(records), "ledger_head": check.head}
-    if not records:
-        problems.append("the ledger is empty: no composed model was ever served")
-        return VerifyReport(problems, info)
+def _create_problems(model: ShardedModel, records: list[dict[str, Any]]) -> list[str]:
+    """One ``create`` record first; the shard map and spec are the ones it recorded."""
+    problems = []
     if records[0].get("type") != "create":
         problems.append("the ledger's first record is not a 'create' record")
     if sum(r.get("type") == "create" for r in records) > 1:
         problems.append("the ledger has more than one 'create' record")
-    create = records[0]
     for label, path, key in (("shard_map.json", model.directory / "shard_map.json", "shard_map_sha256"),
                              ("sharded.json", model.directory / "sharded.json", "spec_sha256")):
-        if create.get(key) != sha256_file(path):
+        if records[0].get(key) != sha256_file(path):
             problems.append(f"{label} differs from the one the ledger recorded at creation")
-    # requests: begin followed by its commit/abort; model hashes chain
-    last_after = create.get("after")
+    return problems
+
+
+def _request_problems(records: list[dict[str, Any]], info: dict[str, Any]) -> tuple[list[str], dict[int, Any], list[int]]:
+    """``begin``/``commit`` (or ``abort``) pairs in order, their model hashes chaining; (problems, begins, committed)."""
+    problems: list[str] = []
+    last_after = records[0].get("after")
     begins: dict[int, dict[str, Any]] = {}
     committed: list[int] = []
     i = 1
@@ -476,10 +460,10 @@ def verify(model: ShardedModel | str | os.PathLike, head: str | None = None, dee
             problems.append(f"ledger line {i + 1}: request {req} starts from model {str(r.get('before'))[:12]}…, "
                             f"but the previous served model was {str(last_after)[:12]}…")
         if i + 1 >= len(records):
-            problems.append(f"request {req} began but was never committed (interrupted): run `privtangent shards recover {model.directory}`")
+            problems.append(f"request {req} began but was never committed (interrupted): run "
+                            "`privtangent shards recover DIR`")
             info["pending_request"] = req
-            i += 1
-            continue
+            break
         end = records[i + 1]
         if end.get("type") not in ("commit", "abort") or end.get("request") != req:
             problems.append(f"ledger line {i + 2}: expected the commit or abort of request {req}")
@@ -490,45 +474,49 @@ def verify(model: ShardedModel | str | os.PathLike, head: str | None = None, dee
             committed.append(req)
         i += 2
     info.update({"requests_committed": len(committed), "last_committed_model": last_after})
-    try:
-        served, manifest = model.served() if deep else (None, model.served_manifest())
-    except (CheckpointError, PrivtangentError) as err:
-        problems.append(f"the served model: {err}")
-        return VerifyReport(problems, info)
+    return problems, begins, committed
+
+
+def _served_problems(manifest: dict[str, Any], info: dict[str, Any], begins: dict[int, Any],
+                     committed: list[int]) -> list[str]:
+    """The served model is the one the ledger's last commit names, and refers to its record."""
+    problems = []
     state = manifest["state"]
-    info["served_model"] = manifest["sha256"]
-    if manifest["sha256"] != last_after and "pending_request" not in info:
+    if manifest["sha256"] != info["last_committed_model"] and "pending_request" not in info:
         problems.append(f"the served model ({manifest['sha256'][:12]}…) is not the one the ledger's last entry "
-                        f"records ({str(last_after)[:12]}…): it was replaced outside privtangent")
+                        f"records ({str(info['last_committed_model'])[:12]}…): it was replaced outside privtangent")
     served_request = state.get("request", 0)
     if served_request not in (committed[-1] if committed else 0, info.get("pending_request")):
-        problems.append(f"the served model says it results from request {served_request}, the ledger's last commit is "
-                        f"{committed[-1] if committed else 0}")
+        problems.append(f"the served model says it results from request {served_request}, the ledger's last commit "
+                        f"is {committed[-1] if committed else 0}")
     if state.get("ledger") and state["request"] in begins:
         if state["ledger"].get("hash") != begins[state["request"]].get("hash"):
             problems.append("the served model's reference to its ledger record does not match the ledger")
-    # forgotten IDs: commitments and training sets
+    return problems
+
+
+def _forgotten_problems(model: ShardedModel, state: dict[str, Any], begins: dict[int, Any], committed: list[int],
+                        info: dict[str, Any]) -> tuple[list[str], set[int]]:
+    """Every commitment opens; no active shard was trained on a forgotten ID; its checkpoint is the recorded one."""
+    problems: list[str] = []
     forgotten: set[int] = set()
     state_requests = {q["request"]: q for q in state.get("requests", [])}
     for req in committed:
         q = state_requests.get(req)
-        b = begins[req]
         if q is None:
             problems.append(f"request {req} is in the ledger but not in the served model's record")
             continue
-        if commitment(q["ids"], q["salt"]) != b.get("ids_sha256") or len(q["ids"]) != b.get("num_ids"):
+        if commitment(q["ids"], q["salt"]) != begins[req].get("ids_sha256") or len(q["ids"]) != begins[req].get("num_ids"):
             problems.append(f"request {req}: the IDs recorded in model.json do not open the ledger's commitment")
         forgotten |= {int(x) for x in q["ids"]}
     extra = sorted(set(state_requests) - set(committed) - {info.get("pending_request")})
     if extra:
         problems.append(f"model.json records requests {extra} that the ledger never committed")
-    info["forgotten_ids"] = len(forgotten)
     active = [e for e in state["shards"] if e["status"] == "active"]
-    info["active_shards"] = len(active)
+    info.update({"forgotten_ids": len(forgotten), "active_shards": len(active)})
     for e in active:
         k = e["shard"]
-        expected = ids_hash([x for x in model.shard_map.shards[k] if x not in forgotten])
-        if e.get("trained_ids_sha256") != expected:
+        if e.get("trained_ids_sha256") != ids_hash([x for x in model.shard_map.shards[k] if x not in forgotten]):
             problems.append(f"shard {k} ({e['checkpoint']}) was trained on a set of IDs that does not exclude "
                             f"every forgotten ID (or the record was edited)")
         path = model.shards_dir / f"{e['checkpoint']}.json"
@@ -536,20 +524,73 @@ def verify(model: ShardedModel | str | os.PathLike, head: str | None = None, dee
             problems.append(f"shard {k}: its checkpoint {e['checkpoint']} is missing")
             continue
         shard_manifest = json.loads(path.read_text())
-        if shard_manifest.get("sha256") != e.get("sha256") or shard_manifest.get("trained_ids_sha256") != e.get("trained_ids_sha256"):
+        if (shard_manifest.get("sha256") != e.get("sha256")
+                or shard_manifest.get("trained_ids_sha256") != e.get("trained_ids_sha256")):
             problems.append(f"shard {k}: checkpoint {e['checkpoint']} is not the one the served model was composed of")
+    return problems, forgotten
+
+
+def _base_problems(model: ShardedModel) -> list[str]:
+    """The base model's checkpoint, read from disk again: its file's sha256 (``base.json``) and its
+    tensors' hash (recorded in ``sharded.json`` at creation)."""
+    try:
+        state, _ = load_checkpoint(model.directory, name="base")
+    except (CheckpointError, PrivtangentError) as err:
+        return [f"the base model: {err}"]
+    if tensor_hash(state) != model.spec["base"]["tensor_sha256"]:
+        return ["the base model's weights are not the ones recorded when the sharded model was created"]
+    return []
+
+
+def _stale_problems(model: ShardedModel, state: dict[str, Any], info: dict[str, Any]) -> list[str]:
     try:
         keep = referenced_files(model, state)
         stale = sorted(p.name for p in model.shards_dir.iterdir() if p.name not in keep)
     except (OSError, KeyError, json.JSONDecodeError) as err:
-        stale = []
-        problems.append(f"cannot list the shard checkpoints: {err}")
+        return [f"cannot list the shard checkpoints: {err}"]
     if stale and "pending_request" not in info:
-        problems.append(f"{len(stale)} files of dropped or superseded shards are still in {model.shards_dir} "
-                        f"({', '.join(stale[:4])}): weights that saw forgotten data must be deleted")
+        return [f"{len(stale)} files of dropped or superseded shards are still in {model.shards_dir} "
+                f"({', '.join(stale[:4])}): weights that saw forgotten data must be deleted"]
+    return []
+
+
+def verify(model: ShardedModel | str | os.PathLike, head: str | None = None, deep: bool = True) -> VerifyReport:
+    """Check the ledger and that the served model is exactly what the ledger says.
+
+    - the hash chain (edited, removed, inserted, reordered lines; a published ``head``);
+    - the records' order: one ``create``, then ``begin``/``commit`` (or ``abort``) pairs;
+    - the served model's sha256 equals the last commit's ``after``, and each request's
+      ``before`` equals the previous ``after``;
+    - every forgotten-ID commitment opens with the IDs and salt in ``model.json``;
+    - no active shard was trained on a forgotten ID (its trained-ID hash is recomputed from
+      the shard map minus the forgotten IDs);
+    - no checkpoint of a dropped or superseded shard is left in the directory;
+    - the base model's checkpoint is the one recorded at creation (its sha256);
+    - (``deep``) every checkpoint's sha256, and the served Δw equals the composition of the
+      active shards, bit for bit.
+    """
+    model = model if isinstance(model, ShardedModel) else ShardedModel(model)
+    check = model.ledger.verify(head=head)
+    problems = list(check.problems)
+    records = check.records
+    info: dict[str, Any] = {"ledger_records": len(records), "ledger_head": check.head}
+    if not records:
+        return VerifyReport(problems + ["the ledger is empty: no composed model was ever served"], info)
+    problems += _create_problems(model, records)
+    found, begins, committed = _request_problems(records, info)
+    problems += found
+    problems += _base_problems(model)
+    try:
+        served, manifest = model.served() if deep else (None, model.served_manifest())
+    except (CheckpointError, PrivtangentError) as err:
+        return VerifyReport(problems + [f"the served model: {err}"], info)
+    info["served_model"] = manifest["sha256"]
+    problems += _served_problems(manifest, info, begins, committed)
+    found, _ = _forgotten_problems(model, manifest["state"], begins, committed, info)
+    problems += found + _stale_problems(model, manifest["state"], info)
     if deep and not problems:
         try:
-            recomposed = model.compose_state(state)
+            recomposed = model.compose_state(manifest["state"])
         except (CheckpointError, PrivtangentError) as err:
             problems.append(f"cannot recompose the served model: {err}")
         else:
