@@ -1,0 +1,210 @@
+"""Rows and key/value pairs of report.json as HTML tables that fit an A4 page.
+
+A table never grows wider than the page: cells wrap anywhere (CSS), columns with no value are
+left out, values shared by every row are stated once above the table, and a table with more
+than ``MAX_COLUMNS`` columns is transposed (few rows) or split into several tables that repeat
+the identifying columns (many rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from audits.report_file import format_number
+from reports.cells import cell, esc, label
+
+MAX_COLUMNS = 9  # at the report's table font (8 pt), nine columns of numbers fit the A4 text width
+TRANSPOSE_ROWS = 4  # a wide table with at most this many rows reads better turned on its side
+SHORT_VALUE = 40  # characters: key/value pairs this short are set two to a table row
+TINY_VALUE = 16  # characters: pairs this short are set three to a table row
+Row = Mapping[str, Any]
+
+
+class Interval:
+    """The two ends of an interval (``x_lo``, ``x_hi``) printed as one value."""
+
+    def __init__(self, lo: Any, hi: Any) -> None:
+        self.lo, self.hi = lo, hi
+
+    def html(self) -> str:
+        return f"{cell(self.lo)} – {cell(self.hi)}"
+
+
+def interval_label(key: str) -> str:
+    """``auc_ci`` → "AUC interval", ``null_auc`` → "null AUC, interval" (a unit stays last)."""
+    name, unit = label(key.removesuffix("_ci")), ""
+    if name.endswith(")") and " (" in name:
+        name, unit = name[: name.rindex(" (")], name[name.rindex(" (") :]
+    return f"{name}{'' if key.endswith('_ci') else ','} interval{unit}"
+
+
+def merge_intervals(row: Mapping[str, Any]) -> dict[str, Any]:
+    """``x_lo``/``x_hi`` pairs of a row (or key/value map) merged into one ``Interval`` under ``x``
+    (e.g. ``auc_ci_lo``, ``auc_ci_hi`` → ``auc_ci``)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key.endswith("_lo") and key[:-3] + "_hi" in row:
+            out[key[:-3]] = Interval(value, row[key[:-3] + "_hi"])
+        elif not (key.endswith("_hi") and key[:-3] + "_lo" in row):
+            out[key] = value
+    return out
+
+
+def show(value: Any) -> str:
+    return value.html() if isinstance(value, Interval) else cell(value)
+
+
+def head_label(key: str, value: Any) -> str:
+    return esc(interval_label(key) if isinstance(value, Interval) else label(key))
+
+
+def text_length(value: Any) -> int:
+    """About how many characters a value takes on the page."""
+    if isinstance(value, Interval):
+        return len(format_number(value.lo)) + 3 + len(format_number(value.hi))
+    return len(format_number(value)) if isinstance(value, (bool, int, float)) or value is None else len(str(value))
+
+
+def columns_of(rows: Sequence[Row]) -> list[str]:
+    """Every key of the rows, first-seen order, without columns that hold no value in any row."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    return [c for c in columns if any(row.get(c) is not None for row in rows)]
+
+
+def identifying_columns(rows: Sequence[Row], columns: Sequence[str]) -> list[str]:
+    """The leading text columns (at most two) that name a row, e.g. ``model`` and ``attack``."""
+    out = []
+    for c in columns[:2]:
+        if c == "status" or not all(isinstance(row.get(c), str) for row in rows):
+            break
+        out.append(c)
+    return out
+
+
+def shared_columns(rows: Sequence[Row], columns: Sequence[str], keep: Sequence[str]) -> list[str]:
+    """Columns with one value in every row (of two or more), except the ``keep`` ones and statuses."""
+    if len(rows) < 2:
+        return []
+    return [c for c in columns if c not in keep and c != "status"
+            and all(c in row and _same(row[c], rows[0][c]) for row in rows)]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, Interval) and isinstance(b, Interval):
+        return (a.lo, a.hi) == (b.lo, b.hi)
+    return type(a) is type(b) and a == b
+
+
+def row_class(row: Row) -> str:
+    status = row.get("status")
+    return f' class="{status.lower()}"' if isinstance(status, str) else ""
+
+
+def plain_table(rows: Sequence[Row], columns: Sequence[str]) -> str:
+    head = "".join(f"<th>{head_label(c, next((r[c] for r in rows if c in r), None))}</th>" for c in columns)
+    body = "".join(f"<tr{row_class(r)}>" + "".join(f"<td>{show(r.get(c))}</td>" for c in columns) + "</tr>"
+                   for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def transposed_table(rows: Sequence[Row], ids: Sequence[str], columns: Sequence[str]) -> str:
+    """One column per row (headed by its identifying values), one table row per field."""
+    heads = [" · ".join(show(r.get(c)) for c in ids) or f"#{i + 1}" for i, r in enumerate(rows)]
+    head = "<th></th>" + "".join(f"<th>{h}</th>" for h in heads)
+    body = "".join(f"<tr><th>{head_label(c, rows[0].get(c))}</th>"
+                   + "".join(f"<td>{show(r.get(c))}</td>" for r in rows) + "</tr>" for c in columns)
+    return f"<table class='transposed'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def rows_table(rows: Sequence[Row]) -> str:
+    """A list of rows (dicts) as one or more tables no wider than the page."""
+    rows = [merge_intervals(r) for r in rows]
+    columns = columns_of(rows)
+    ids = identifying_columns(rows, columns)
+    shared = shared_columns(rows, columns, keep=ids)
+    columns = [c for c in columns if c not in shared]
+    note = ("<p class='shared'>In every row: " + " · ".join(f"{head_label(c, rows[0][c])} {show(rows[0][c])}"
+                                                            for c in shared)
+            + "</p>") if shared else ""
+    if len(columns) <= MAX_COLUMNS:
+        return note + plain_table(rows, columns)
+    data = [c for c in columns if c not in ids]
+    if len(rows) <= TRANSPOSE_ROWS:
+        return note + transposed_table(rows, ids, data)
+    width = MAX_COLUMNS - len(ids)
+    return note + "".join(plain_table(rows, [*ids, *data[i : i + width]]) for i in range(0, len(data), width))
+
+
+def kv_table(items: Mapping[str, Any]) -> str:
+    """Key/value pairs; short pairs two or three to a table row, so a list of settings takes less height.
+
+    A pair with a long value gets a table row of its own (its value spans the row).
+    """
+    pairs = list(merge_intervals(items).items())
+    short = [text_length(v) for _, v in pairs if text_length(v) <= SHORT_VALUE]
+    longest = max(short, default=0)
+    per_row = 1 if len(short) <= 3 else 2 if longest > TINY_VALUE or len(short) <= 6 else 3
+    rows: list[list[tuple[str, Any]]] = []
+    open_row: list[tuple[str, Any]] | None = None  # the row the next short pair may join
+    for key, value in pairs:
+        if text_length(value) > SHORT_VALUE:
+            rows.append([(key, value)])
+            open_row = None
+        elif open_row is not None and len(open_row) < per_row:
+            open_row.append((key, value))
+        else:
+            open_row = [(key, value)]
+            rows.append(open_row)
+    body = ""
+    for row in rows:
+        if len(row) == 1 and text_length(row[0][1]) > SHORT_VALUE:
+            key, value = row[0]
+            body += f"<tr><th>{head_label(key, value)}</th><td colspan='{2 * per_row - 1}'>{show(value)}</td></tr>"
+            continue
+        body += "<tr>" + "".join(f"<th>{head_label(k, v)}</th><td>{show(v)}</td>" for k, v in row)
+        body += "<th></th><td></td>" * (per_row - len(row)) + "</tr>"
+    return f"<table class='kv kv{per_row}'>{body}</table>"
+
+
+def accuracy_cell(mean: Any, std: Any) -> str:
+    return cell(mean) + (f" ± {cell(std)}" if std is not None else "")
+
+
+def utility_table(rows: Sequence[Row]) -> str:
+    """Utility rows pivoted like Table 3 of the tangent-transformers paper: one row per ε, Ours/Reg per regime.
+
+    Each cell is the mean test accuracy (a fraction) ± its standard deviation over seeds when
+    there is one; bold marks the regimes where the tangent model is at least as accurate.
+    """
+    regimes = list(dict.fromkeys(r["regime"] for r in rows))
+    epsilons = list(dict.fromkeys(r["epsilon"] for r in rows))
+    epsilons.sort(key=lambda e: (e is None, e or 0))
+    by = {(r["regime"], r["epsilon"]): r for r in rows}
+    head = ("<tr><th rowspan=2>ε</th>" + "".join(f"<th colspan=2>{esc(g)}</th>" for g in regimes) + "</tr><tr>"
+            + "".join("<th>Ours</th><th>Reg</th>" for _ in regimes) + "</tr>")
+    body = ""
+    for e in epsilons:
+        body += f"<tr><td>{cell(e) if e is not None else 'non-private'}</td>"
+        for g in regimes:
+            r = by.get((g, e), {})
+            ours, reg = r.get("ours"), r.get("reg")
+            best = ours is not None and reg is not None and ours >= reg
+            ours_html = accuracy_cell(ours, r.get("ours_std"))
+            body += f"<td>{f'<b>{ours_html}</b>' if best else ours_html}</td><td>{accuracy_cell(reg, r.get('reg_std'))}</td>"
+        body += "</tr>"
+    seeds = sorted({r["seeds"] for r in rows if isinstance(r.get("seeds"), int)})
+    caption = ("Test accuracy (fraction of test examples classified correctly)"
+               + (f", mean over {', '.join(map(str, seeds))} seed(s)" if seeds else "")
+               + ". Bold: the tangent model (Ours) is at least as accurate as the original network (Reg).")
+    return f"<table class='table3'><thead>{head}</thead><tbody>{body}</tbody></table><p class='caption'>{esc(caption)}</p>"
+
+
+def is_utility_grid(rows: Sequence[Any]) -> bool:
+    return bool(rows) and all(isinstance(r, Mapping) and {"regime", "epsilon", "ours"} <= set(r) for r in rows)
+
+
+__all__ = ["MAX_COLUMNS", "Interval", "columns_of", "identifying_columns", "is_utility_grid", "kv_table", "merge_intervals", "rows_table",
+           "shared_columns", "utility_table"]
