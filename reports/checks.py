@@ -24,7 +24,7 @@ INCONCLUSIVE = "INCONCLUSIVE"
 MEANINGS: dict[str, str] = {
     "dp-accounting": (
         "The privacy accountant (the calculation that adds up the privacy cost of all training steps) gives an ε "
-        "within the promise. It checks the arithmetic, not that the code really added the noise (the white-box "
+        "within the promise. A PASS checks the arithmetic, not that the code really added the noise (the white-box "
         "audit does)."),
     "dp-manifest": (
         "The ε stored with the released model was recomputed from the training settings stored with it. A PASS "
@@ -55,7 +55,7 @@ MEANINGS: dict[str, str] = {
         "means the log is intact; it cannot show that no request was left out of it."),
     "unlearning-mia": (
         "An attack checks that deleted examples now look like examples the model never saw. A PASS means no "
-        "difference was found at {confidence}; with few deleted examples a small difference can go unseen."),
+        "difference was found at {confidence}, not that none exists: with few examples a small one can go unseen."),
     "unlearning-": (
         "A check of how a deletion request was served; a PASS means no inconsistency in the records and files "
         "examined."),
