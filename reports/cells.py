@@ -38,7 +38,7 @@ LABELS = {
     "tightness": "tightness (ε lower bound / claimed ε)", "ideal_tightness": "tightness of the ideal mechanism",
     "tp": "true positives", "fn": "false negatives", "fp": "false positives", "tn": "true negatives",
     "p_value": "p-value", "p_value_tpr": "p-value (TPR)", "sha256": "sha256", "model_sha256": "model sha256",
-    "privacy_unit": "unit of privacy", "tuning_accounted": "tuning accounted in ε", "noise_seeded": "noise seeded",
+    "rows": "results", "privacy_unit": "unit of privacy", "tuning_accounted": "tuning accounted in ε", "noise_seeded": "noise seeded",
 }
 
 

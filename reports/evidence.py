@@ -98,7 +98,7 @@ def render_mapping(value: Mapping[str, Any], depth: int = 0) -> str:
             parts.append(heading(k, depth) + "<ul>" + "".join(f"<li>{cell(item)}</li>" for item in v) + "</ul>")
         elif isinstance(v, Mapping) and v and depth + 1 >= INLINE_DEPTH and is_scalar_map(v):
             parts.append(f"<p class='inline'><b>{esc(label(k))}:</b> "
-                         + " · ".join(f"{esc(label(str(kk)))} {cell(vv)}" for kk, vv in v.items()) + "</p>")
+                         + " · ".join(f"{esc(label(str(kk)))}: {cell(vv)}" for kk, vv in v.items()) + "</p>")
         elif isinstance(v, Mapping) and v:
             parts.append(heading(k, depth) + render_mapping(v, depth + 1))
     return "".join(parts)
@@ -116,11 +116,8 @@ def render_value(value: Any) -> str:
 
 
 def img(png: bytes, alt: str) -> str:
-    return f'<figure><img alt="{esc(alt)}" src="data:image/png;base64,{_base64(png)}"></figure>'
-
-
-def _base64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+    """A plot embedded as a data URI, so the page needs no other file."""
+    return f'<figure><img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"></figure>'
 
 
 def section_html(key: str, title: str, intro: str, body: Any, figures: Sequence[tuple[str, bytes]]) -> str:

@@ -2,8 +2,9 @@
 
 Each ``*_figure`` function builds a ``Figure`` (tests measure its text boxes: no two labels may
 overlap); ``png`` turns one into the bytes the report embeds. Bar charts with long category
-names are horizontal, so the names are stacked on the y axis instead of colliding on the x axis,
-and legends sit outside the axes (constrained layout makes room for them).
+names are horizontal, so the names are stacked on the y axis instead of colliding on the x axis;
+their titles are centred on the figure (not the axes) and legends sit outside the axes, so
+constrained layout keeps every label inside the figure.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def tightness_figure(rows: Sequence[dict]) -> Figure:
     ax.set_yticks(y, [wrap(f"{r.method}, claimed ε = {format_number(r.epsilon_claimed)}") for r in df.itertuples()],
                   fontsize=8)
     ax.invert_yaxis()
-    ax.set(xlabel="ε lower bound / claimed ε", title="Audit tightness", xlim=(0, max(1.1, *df.tightness.fillna(0))))
+    ax.set(xlabel="ε lower bound / claimed ε", xlim=(0, max(1.1, *df.tightness.fillna(0))))
+    fig.suptitle("Audit tightness")
     fig.legend(fontsize=8, loc="outside lower center", ncols=3)
     return fig
 
@@ -106,8 +108,8 @@ def unlearning_figure(rows: Sequence[dict], confidence: float | None = None) -> 
     ax.set_yticks(y, [wrap(str(s)) for s in df.label], fontsize=8)
     ax.invert_yaxis()
     interval = "interval" if confidence is None else f"{confidence_text(confidence).removesuffix(' confidence')} interval"
-    ax.set(xlabel=f"LiRA AUC ({interval}; 0.5 = chance)", xlim=(0, 1),
-           title="Forgotten examples vs never-seen examples")
+    ax.set(xlabel=f"LiRA AUC ({interval}; 0.5 = chance)", xlim=(0, 1))
+    fig.suptitle("Forgotten examples vs never-seen examples")
     return fig
 
 

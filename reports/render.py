@@ -93,9 +93,8 @@ def write_pdf(run_dir: Path, html_path: Path, figures: dict[str, list[tuple[str,
     return pdf
 
 
-def render_run(run_dir: str | Path, pdf: bool = True) -> dict[str, Path]:
-    """Render ``run_dir``'s report.json; returns the paths written."""
-
+def render_run(run_dir: str | Path, pdf: bool = True) -> dict[str, Any]:
+    """Render ``run_dir``'s report.json; returns the paths written: ``html``, ``tables`` (a list), ``pdf``."""
     run_dir = Path(run_dir)
     report = read_report_json(run_dir)
     figures = build_figures(run_dir, report)
@@ -103,7 +102,7 @@ def render_run(run_dir: str | Path, pdf: bool = True) -> dict[str, Path]:
         for i, (_, png) in enumerate(items):
             atomic_write_bytes(run_dir / f"plot_{section}{'' if i == 0 else i}.png", png)
     html_path = atomic_write_text(run_dir / "report.html", render_html(report, figures, model_cards(run_dir, report)))
-    out = {"html": html_path, "tables": write_tables(run_dir, report)}
+    out: dict[str, Any] = {"html": html_path, "tables": write_tables(run_dir, report)}
     if pdf:
         out["pdf"] = write_pdf(run_dir, html_path, figures, report)
     return out

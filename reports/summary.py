@@ -42,8 +42,8 @@ def verdict_html(report: Mapping[str, Any]) -> str:
 
 def released_models(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per released model: where it is, its guarantee, its sha256."""
-    statement = report.get("dp_statement") if isinstance(report.get("dp_statement"), Mapping) else {}
-    runs = [r for r in statement.get("runs", []) if isinstance(r, Mapping)]
+    statement = report.get("dp_statement")
+    runs = [r for r in statement.get("runs", []) if isinstance(r, Mapping)] if isinstance(statement, Mapping) else []
     released = report.get("released_model")
     if isinstance(released, Mapping):
         run = runs[0] if len(runs) == 1 else {}
@@ -80,6 +80,10 @@ def dp_statement_html(report: Mapping[str, Any]) -> str:
                    for key, name in DP_SUMMARY_KEYS if key in statement)
     if "tuning_note" not in statement and statement.get("tuning_accounted") is False:
         rows += "<tr><th>Hyperparameter tuning</th><td>not accounted for in ε</td></tr>"
+    if "release_note" not in statement and isinstance(statement.get("noise_seeded"), bool):
+        source = "a fixed seed (whoever knows it can recompute the noise)" if statement["noise_seeded"] else \
+            "not a fixed seed"
+        rows += f"<tr><th>Noise source</th><td>{source}</td></tr>"
     return ("<h2>Differential-privacy statement</h2><p class='note'>(ε, δ)-differential privacy: adding or removing "
             "one unit of privacy changes the probability of any outcome by at most a factor e<sup>ε</sup>, except "
             "with probability δ. Smaller ε is stronger.</p>"

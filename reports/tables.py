@@ -9,6 +9,7 @@ the identifying columns (many rows).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from audits.report_file import format_number
@@ -21,11 +22,12 @@ TINY_VALUE = 16  # characters: pairs this short are set three to a table row
 Row = Mapping[str, Any]
 
 
+@dataclass(frozen=True)
 class Interval:
     """The two ends of an interval (``x_lo``, ``x_hi``) printed as one value."""
 
-    def __init__(self, lo: Any, hi: Any) -> None:
-        self.lo, self.hi = lo, hi
+    lo: Any
+    hi: Any
 
     def html(self) -> str:
         return f"{cell(self.lo)} – {cell(self.hi)}"
@@ -41,12 +43,13 @@ def interval_label(key: str) -> str:
 
 def merge_intervals(row: Mapping[str, Any]) -> dict[str, Any]:
     """``x_lo``/``x_hi`` pairs of a row (or key/value map) merged into one ``Interval`` under ``x``
-    (e.g. ``auc_ci_lo``, ``auc_ci_hi`` → ``auc_ci``)."""
+    (``auc_ci_lo``, ``auc_ci_hi`` → ``auc_ci``), or under ``x_ci`` when the row also has an ``x``."""
     out: dict[str, Any] = {}
     for key, value in row.items():
-        if key.endswith("_lo") and key[:-3] + "_hi" in row:
-            out[key[:-3]] = Interval(value, row[key[:-3] + "_hi"])
-        elif not (key.endswith("_hi") and key[:-3] + "_lo" in row):
+        base = key[:-3]
+        if key.endswith("_lo") and base + "_hi" in row:
+            out[base + "_ci" if base in row else base] = Interval(value, row[base + "_hi"])
+        elif not (key.endswith("_hi") and base + "_lo" in row):
             out[key] = value
     return out
 
@@ -89,13 +92,7 @@ def shared_columns(rows: Sequence[Row], columns: Sequence[str], keep: Sequence[s
     if len(rows) < 2:
         return []
     return [c for c in columns if c not in keep and c != "status"
-            and all(c in row and _same(row[c], rows[0][c]) for row in rows)]
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, Interval) and isinstance(b, Interval):
-        return (a.lo, a.hi) == (b.lo, b.hi)
-    return type(a) is type(b) and a == b
+            and all(c in row and type(row[c]) is type(rows[0][c]) and row[c] == rows[0][c] for row in rows)]
 
 
 def row_class(row: Row) -> str:
@@ -141,31 +138,20 @@ def rows_table(rows: Sequence[Row]) -> str:
 def kv_table(items: Mapping[str, Any]) -> str:
     """Key/value pairs; short pairs two or three to a table row, so a list of settings takes less height.
 
-    A pair with a long value gets a table row of its own (its value spans the row).
+    Pairs with a long value come last, each in a table row of its own (its value spans the row).
     """
     pairs = list(merge_intervals(items).items())
-    short = [text_length(v) for _, v in pairs if text_length(v) <= SHORT_VALUE]
-    longest = max(short, default=0)
+    short = [(k, v) for k, v in pairs if text_length(v) <= SHORT_VALUE]
+    long = [(k, v) for k, v in pairs if text_length(v) > SHORT_VALUE]
+    longest = max((text_length(v) for _, v in short), default=0)
     per_row = 1 if len(short) <= 3 else 2 if longest > TINY_VALUE or len(short) <= 6 else 3
-    rows: list[list[tuple[str, Any]]] = []
-    open_row: list[tuple[str, Any]] | None = None  # the row the next short pair may join
-    for key, value in pairs:
-        if text_length(value) > SHORT_VALUE:
-            rows.append([(key, value)])
-            open_row = None
-        elif open_row is not None and len(open_row) < per_row:
-            open_row.append((key, value))
-        else:
-            open_row = [(key, value)]
-            rows.append(open_row)
     body = ""
-    for row in rows:
-        if len(row) == 1 and text_length(row[0][1]) > SHORT_VALUE:
-            key, value = row[0]
-            body += f"<tr><th>{head_label(key, value)}</th><td colspan='{2 * per_row - 1}'>{show(value)}</td></tr>"
-            continue
-        body += "<tr>" + "".join(f"<th>{head_label(k, v)}</th><td>{show(v)}</td>" for k, v in row)
-        body += "<th></th><td></td>" * (per_row - len(row)) + "</tr>"
+    for i in range(0, len(short), per_row):
+        chunk = short[i : i + per_row]
+        body += "<tr>" + "".join(f"<th>{head_label(k, v)}</th><td>{show(v)}</td>" for k, v in chunk)
+        body += "<th></th><td></td>" * (per_row - len(chunk)) + "</tr>"
+    for k, v in long:
+        body += f"<tr><th>{head_label(k, v)}</th><td colspan='{2 * per_row - 1}'>{show(v)}</td></tr>"
     return f"<table class='kv kv{per_row}'>{body}</table>"
 
 

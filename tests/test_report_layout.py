@@ -66,6 +66,8 @@ def test_intervals_are_one_column_and_nothing_is_lost():
     page = rows_table([{"label": "before", "auc": 0.81, "auc_ci_lo": 0.75, "auc_ci_hi": 0.86},
                        {"label": "after", "auc": 0.51, "auc_ci_lo": 0.45, "auc_ci_hi": 0.57}])
     assert "<th>AUC interval</th>" in page and "0.75</span> – <span class='n'>0.86" in page
+    page = rows_table([{"tpr": 0.1234, "tpr_lo": 0.0567, "tpr_hi": 0.2345}])  # the point and its interval both kept
+    assert all(n in page for n in ("0.1234", "0.0567", "0.2345"))
 
 
 def test_report_tables_fit_the_column_limit(tmp_path):
@@ -75,17 +77,25 @@ def test_report_tables_fit_the_column_limit(tmp_path):
 
 # --- plots ----------------------------------------------------------------------------------------------
 
+def labels_in_view(axis):
+    """The tick labels matplotlib draws: those of ticks inside the axis's view interval."""
+    lo, hi = sorted(axis.get_view_interval())
+    tolerance = 1e-9 * max(abs(lo), abs(hi), 1.0)
+    for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+        if lo - tolerance <= tick.get_loc() <= hi + tolerance:
+            yield from (t for t in (tick.label1, tick.label2) if t.get_visible())
+
+
 def drawn_labels(fig) -> list[Text]:
     """Every text artist matplotlib draws: titles, axis labels, the tick labels in view, legends."""
     FigureCanvasAgg(fig)
     fig.canvas.draw()
-    ticks = set()
-    shown = []
+    ticks, shown = set(), []
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
             for tick in axis.get_major_ticks() + axis.get_minor_ticks():
                 ticks.update((tick.label1, tick.label2))
-            shown += axis.get_majorticklabels() + axis.get_minorticklabels()  # only the ticks in view
+            shown += list(labels_in_view(axis))
     texts = [t for t in fig.findobj(Text) if t not in ticks] + shown
     return [t for t in texts if t.get_visible() and t.get_text().strip()]
 
@@ -122,12 +132,21 @@ FIGURES = {
 }
 
 
+def clipped_labels(fig) -> list[str]:
+    """Labels that stick out of the figure (cut off in the PNG)."""
+    renderer = fig.canvas.get_renderer()
+    page = fig.bbox.padded(1.0)
+    return [t.get_text() for t in drawn_labels(fig)
+            if not (page.contains(*t.get_window_extent(renderer).min) and page.contains(*t.get_window_extent(renderer).max))]
+
+
 @pytest.mark.parametrize("name", FIGURES)
-def test_no_two_plot_labels_overlap(name):
+def test_no_two_plot_labels_overlap_or_are_cut_off(name):
     fig = FIGURES[name]()
     labels = drawn_labels(fig)
     assert len(labels) >= 6  # the check looks at something: title, axis labels, ticks, legend
     assert not overlapping_labels(fig), overlapping_labels(fig)
+    assert not clipped_labels(fig), clipped_labels(fig)
 
 
 def test_the_overlap_check_detects_overlap():
