@@ -23,48 +23,45 @@ INCONCLUSIVE = "INCONCLUSIVE"
 # states for the check's section ("at the stated confidence" when it states none).
 MEANINGS: dict[str, str] = {
     "dp-accounting": (
-        "The privacy accountant (the calculation that adds up the privacy cost of all training steps) gives an ε "
-        "within the promise. A PASS checks the arithmetic, not that the code really added the noise (the white-box "
-        "audit does)."),
+        "The accountant (the sum of every step's privacy cost) keeps ε within the promise. A PASS checks "
+        "arithmetic, not that noise was added."),
     "dp-manifest": (
-        "The ε stored with the released model was recomputed from the training settings stored with it. A PASS "
-        "shows the file agrees with itself, not that the settings were recorded truthfully."),
+        "The model file's ε was recomputed from its stored settings. A PASS shows the file is self-consistent, not "
+        "that the settings are true."),
     "dp-delta": (
-        "δ, the chance that the guarantee fails, is below 1 / (number of training examples), so it cannot be met "
-        "by leaking one person's record outright. A PASS says nothing about ε."),
+        "δ, the chance that the guarantee fails, is below 1/N (N training examples), so no record leaks outright. "
+        "A PASS says nothing about ε."),
     "dp-noise": (
-        "The privacy noise came from the operating system's randomness, not from a fixed seed that would let its "
-        "holder recompute and remove it. A PASS is about how the noise was drawn, not how much."),
-    "dp-": "A consistency check of the differential-privacy statement; a PASS is not a measurement of privacy.",
+        "The noise came from system randomness, not a seed whose holder could recompute and remove it. A PASS is "
+        "not about how much noise."),
+    "dp-": "A consistency check of the differential-privacy statement. A PASS is not a measurement of privacy.",
     "mia-positive-control": (
-        "A control: the attack must catch a model trained without privacy. A PASS shows the attack works, so quiet "
-        "results on the private models mean something; it is not a privacy guarantee."),
+        "Control: the attack must catch a model trained without privacy. A PASS shows the attack works; it is not "
+        "a privacy guarantee."),
     "mia-": (
-        "An attacker who sees only the model's answers tries to tell which examples it was trained on. A PASS "
-        "means no violation was found at {confidence}, not that ε is confirmed: the test can prove at most its "
-        "'audit power'."),
+        "An attack guesses training examples from the outputs. A PASS means no violation was found at "
+        "{confidence}, not that ε is confirmed."),
     "whitebox-": (
-        "Fake 'canary' records are planted in an unreleased copy of the training run and every update is watched. "
-        "A PASS means no leak beyond the claimed ε at {confidence}; it does not prove the guarantee, nor test the "
-        "released file."),
+        "Canaries in an unreleased copy of the training are traced every step. A PASS means no leak beyond ε at "
+        "{confidence}, not ε proven."),
     "unlearning-exact": (
-        "After the deletion the served model was rebuilt from the remaining parts and matched bit for bit. A PASS "
-        "means nothing of the removed part is left; it assumes each part saw only its own data (see the evidence)."),
+        "The served model is a bit-exact rebuild from the remaining parts. A PASS shows the removed part is "
+        "gone, not that others never saw it."),
     "unlearning-ledger": (
-        "The deletion log is tamper-evident (each entry seals the one before) and matches the served model. A PASS "
-        "means the log is intact; it cannot show that no request was left out of it."),
+        "The deletion log is tamper-evident and matches the served model. A PASS means it is intact; it cannot "
+        "show no request was left out."),
     "unlearning-mia": (
-        "An attack checks that deleted examples now look like examples the model never saw. A PASS means no "
-        "difference was found at {confidence}, not that none exists: with few examples a small one can go unseen."),
+        "An attack checks deleted examples now look never-seen. A PASS means no difference was found at "
+        "{confidence}, not that none exists."),
     "unlearning-": (
-        "A check of how a deletion request was served; a PASS means no inconsistency in the records and files "
-        "examined."),
+        "A check of how a deletion request was served. A PASS means the records and files examined agree; it says "
+        "nothing about others."),
     "utility-": (
-        "The private models still learned the task (accuracy above random guessing). A PASS says they are usable; "
-        "it says nothing about privacy."),
+        "The private models still learned the task (accuracy above chance). A PASS says they are usable; it says "
+        "nothing about privacy."),
     "data-": (
-        "The training and test data have the classes and sizes the audit expects. A PASS says the data is "
-        "well-formed, not that it is representative or private."),
+        "The data have the classes and sizes the audit expects. A PASS says the data is well-formed, not that it is "
+        "representative or private."),
 }
 FALLBACK = ("A check recorded by the audit; its finding states what was compared. A PASS means the evidence is "
             "consistent with the claim, not that the claim is proven.")

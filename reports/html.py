@@ -24,7 +24,7 @@ body{{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;font-size:9pt;line-he
 @media screen{{body{{max-width:62em;margin:24px auto;padding:0 16px}}}}
 h1{{font-size:15pt;margin:0 0 2px}} h2{{font-size:11.5pt;margin:10px 0 3px}} h3{{font-size:10.5pt;margin:10px 0 3px}}
 h4,h5{{font-size:9.5pt;margin:8px 0 2px}} h2,h3,h4,h5{{break-after:avoid}}
-p{{margin:4px 0}} .sub{{color:#57606a;font-size:8.5pt}} .intro,.note,.caption,.shared{{color:#57606a}}
+p{{margin:4px 0;overflow-wrap:anywhere}} .sub{{color:#57606a;font-size:8.5pt}} .intro,.note,.caption,.shared{{color:#57606a}}
 .note,.caption,.shared{{font-size:8.5pt}}
 .verdict{{font-size:12pt;padding:5px 10px;border-radius:5px;margin:6px 0 4px;font-weight:600}}
 .verdict.pass{{background:#dafbe1;color:#116329;border:1px solid #4ac26b}}
@@ -32,12 +32,13 @@ p{{margin:4px 0}} .sub{{color:#57606a;font-size:8.5pt}} .intro,.note,.caption,.s
 .warning{{background:#fff8c5;border:1px solid #d4a72c;padding:4px 8px;border-radius:4px}}
 table{{border-collapse:collapse;width:100%;margin:3px 0 6px;font-size:7.8pt;line-height:1.22}}
 th,td{{border:1px solid #d0d7de;padding:1px 4px;text-align:left;vertical-align:top;overflow-wrap:anywhere}}
-th{{background:#f6f8fa;font-weight:600;overflow-wrap:break-word}} .n{{white-space:nowrap}} tr{{break-inside:avoid}}
+th{{background:#f6f8fa;font-weight:600;overflow-wrap:break-word}} .n,td.name{{white-space:nowrap}} tr{{break-inside:avoid}}
 table.kv1 th{{width:22%}} table.kv2 th{{width:22%}} table.kv2 td{{width:28%}} table.kv3 th{{width:17%}} table.kv3 td{{width:16%}}
 table.transposed tbody th{{width:26%}}
-table.checks td:first-child{{width:42%}}
-table.checks tr.meaning td{{background:#f6f8fa;color:#3d444d;font-style:italic;border-top:2px solid #afb8c1;font-size:7.5pt}}
-td.finding{{color:#3d444d}} p.inline{{font-size:8.5pt}}
+#summary h2{{font-size:11pt;margin:7px 0 2px}} #summary .note{{font-size:7.5pt}} #summary table{{font-size:7.5pt;line-height:1.2;margin-bottom:3px}}
+table.checks td.result{{width:1%;white-space:nowrap}} table.checks b{{font-weight:600}} .finding{{color:#57606a}}
+table.checks tr.meaning td{{background:#f6f8fa;color:#3d444d;font-style:italic;border-top:2px solid #afb8c1;font-size:7.2pt}}
+p.inline{{font-size:8.5pt}}
 tr.fail td{{background:#ffebe9}}
 .badge{{padding:0 6px;border-radius:8px;font-weight:600;font-size:7.5pt;white-space:nowrap}}
 .badge.pass{{background:#1a7f37;color:white}} .badge.fail{{background:#cf222e;color:white}}
@@ -45,7 +46,8 @@ tr.fail td{{background:#ffebe9}}
 .hash,.fullhash{{font-family:"DejaVu Sans Mono",monospace;font-size:7.5pt}} table.hashes td:first-child{{width:38%}}
 section{{margin-top:6px}} section+section{{border-top:2px solid #d0d7de;padding-top:2px}}
 #summary{{break-after:page}}
-figure{{margin:4px 0;break-inside:avoid;text-align:center}} figure img{{max-width:100%;width:60%}}
+figure{{float:right;width:52%;margin:2px 0 4px 12px;break-inside:avoid}} figure img{{width:100%}}
+section{{display:flow-root}} table,h3,h4,h5,ul,p.shared,p.caption{{clear:both}}
 ul{{margin:2px 0 6px;padding-left:18px}}
 footer{{color:#57606a;font-size:8pt;margin-top:10px}}
 """

@@ -26,7 +26,7 @@ from reports.summary import DP_SUMMARY_KEYS, released_models  # noqa: E402
 
 A4 = (8.27, 11.69)  # inches
 LINES_PER_PAGE = 74
-CHARS_PER_LINE = 105
+CHARS_PER_LINE = 120
 
 
 def summary_lines(report: Mapping[str, Any]) -> list[str]:

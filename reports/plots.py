@@ -23,7 +23,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from audits.report_file import format_number  # noqa: E402
 from reports.checks import confidence_text  # noqa: E402
 
-WIDTH = 5.0  # inches; embedded at 60 % of the A4 text width (4.4 in), so 8 pt text prints at about 7 pt
+WIDTH = 4.4  # inches; embedded at 52 % of the A4 text width (3.8 in), so 8 pt text prints at about 7 pt
 LABEL_CHARS = 30  # a category label is wrapped onto lines of at most this many characters
 
 
@@ -42,7 +42,7 @@ def roc_figure(curves: pd.DataFrame) -> Figure:
 
     ``curves`` has columns curve, fpr, tpr.
     """
-    fig = Figure(figsize=(WIDTH, 3.7), layout="constrained")
+    fig = Figure(figsize=(WIDTH, 3.3), layout="constrained")
     ax = fig.subplots()
     for name, group in curves.groupby("curve", sort=False):
         g = group[(group.fpr > 0) & (group.tpr > 0)]
@@ -59,7 +59,7 @@ def roc_figure(curves: pd.DataFrame) -> Figure:
 def utility_figure(rows: Sequence[dict]) -> Figure:
     """Test accuracy vs ε per regime: tangent ("Ours", solid) vs non-linear ("Reg", dashed)."""
     df = pd.DataFrame(rows).dropna(subset=["epsilon"])
-    fig = Figure(figsize=(WIDTH, 3.2), layout="constrained")
+    fig = Figure(figsize=(WIDTH, 2.9), layout="constrained")
     ax = fig.subplots()
     for i, (regime, g) in enumerate(df.groupby("regime", sort=False)):
         g = g.sort_values("epsilon")

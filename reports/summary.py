@@ -67,7 +67,11 @@ def released_html(report: Mapping[str, Any], model_cards: Mapping[str, str]) -> 
         body += (f"<tr><td>{cell(r['model']) if r['model'] else 'not saved'}</td><td>{cell(r['epsilon_target'])}</td>"
                  f"<td>{cell(r['epsilon'])}</td><td>{cell(r['delta'])}</td><td>{cell(r['test_accuracy'])}</td>"
                  f"<td>{cell(r['sha256'])}</td><td>{link}</td></tr>")
-    return ("<h2>Released model" + ("s" if len(rows) > 1 else "") + "</h2><table class='released'><thead><tr>"
+    if any(r["sha256"] for r in rows):
+        title = "Released model" + ("s" if len(rows) > 1 else "")
+    else:
+        title = "Models trained (no model file was saved)"
+    return (f"<h2>{title}</h2><table class='released'><thead><tr>"
             "<th>model</th><th>promised ε</th><th>accounted ε</th><th>δ</th><th>test accuracy (fraction)</th>"
             f"<th>sha256</th><th>model card</th></tr></thead><tbody>{body}</tbody></table>")
 
@@ -84,9 +88,8 @@ def dp_statement_html(report: Mapping[str, Any]) -> str:
         source = "a fixed seed (whoever knows it can recompute the noise)" if statement["noise_seeded"] else \
             "not a fixed seed"
         rows += f"<tr><th>Noise source</th><td>{source}</td></tr>"
-    return ("<h2>Differential-privacy statement</h2><p class='note'>(ε, δ)-differential privacy: adding or removing "
-            "one unit of privacy changes the probability of any outcome by at most a factor e<sup>ε</sup>, except "
-            "with probability δ. Smaller ε is stronger.</p>"
+    return ("<h2>Differential-privacy statement</h2><p class='note'>(ε, δ)-DP: one unit of privacy changes the "
+            "chance of any outcome at most e<sup>ε</sup>-fold, except with probability δ; smaller ε is stronger.</p>"
             f"<table class='kv kv1'>{rows}</table>")
 
 
@@ -96,9 +99,9 @@ def checks_html(report: Mapping[str, Any]) -> str:
     for group in groups(explained_checks(report)):
         body += f"<tr class='meaning'><td colspan='2'>{esc(group[0][2])}</td></tr>"
         for check, shown, _ in group:
-            body += (f'<tr class="{shown.lower()}"><td>{badge(shown)} {esc(check.title)}</td>'
-                     f"<td class='finding'>{esc(check.reason)}</td></tr>")
-    return ("<h2>Checks</h2><table class='checks'><thead><tr><th>result and check</th><th>finding</th></tr>"
+            body += (f'<tr class="{shown.lower()}"><td class="result">{badge(shown)}</td><td><b>{esc(check.title)}</b>'
+                     f"<span class='finding'> — {esc(check.reason)}</span></td></tr>")
+    return ("<h2>Checks</h2><table class='checks'><thead><tr><th>result</th><th>check — finding</th></tr>"
             f"</thead><tbody>{body}</tbody></table>")
 
 

@@ -16,9 +16,10 @@ from audits.report_file import format_number
 from reports.cells import cell, esc, label
 
 MAX_COLUMNS = 9  # at the report's table font (8 pt), nine columns of numbers fit the A4 text width
-TRANSPOSE_ROWS = 4  # a wide table with at most this many rows reads better turned on its side
+TRANSPOSE_ROWS = 6  # a wide table with at most this many rows reads better turned on its side
 SHORT_VALUE = 40  # characters: key/value pairs this short are set two to a table row
 TINY_VALUE = 16  # characters: pairs this short are set three to a table row
+SHORT_NAME = 20  # characters: a row name this short is never broken over two lines
 Row = Mapping[str, Any]
 
 
@@ -30,7 +31,7 @@ class Interval:
     hi: Any
 
     def html(self) -> str:
-        return f"{cell(self.lo)} – {cell(self.hi)}"
+        return f"<span class='n'>{cell(self.lo)} – {cell(self.hi)}</span>"
 
 
 def interval_label(key: str) -> str:
@@ -100,9 +101,13 @@ def row_class(row: Row) -> str:
     return f' class="{status.lower()}"' if isinstance(status, str) else ""
 
 
-def plain_table(rows: Sequence[Row], columns: Sequence[str]) -> str:
+def plain_table(rows: Sequence[Row], columns: Sequence[str], names: Sequence[str] = ()) -> str:
+    """One table row per row. The ``names`` columns, when short, are kept on one line (a row's name
+    split over lines would make every row of the table two lines high)."""
+    whole = {c for c in names if all(text_length(r.get(c)) <= SHORT_NAME for r in rows)}
     head = "".join(f"<th>{head_label(c, next((r[c] for r in rows if c in r), None))}</th>" for c in columns)
-    body = "".join(f"<tr{row_class(r)}>" + "".join(f"<td>{show(r.get(c))}</td>" for c in columns) + "</tr>"
+    body = "".join(f"<tr{row_class(r)}>" + "".join(f"<td class='name'>{show(r.get(c))}</td>" if c in whole
+                                                    else f"<td>{show(r.get(c))}</td>" for c in columns) + "</tr>"
                    for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -127,12 +132,12 @@ def rows_table(rows: Sequence[Row]) -> str:
                                                             for c in shared)
             + "</p>") if shared else ""
     if len(columns) <= MAX_COLUMNS:
-        return note + plain_table(rows, columns)
+        return note + plain_table(rows, columns, ids)
     data = [c for c in columns if c not in ids]
     if len(rows) <= TRANSPOSE_ROWS:
         return note + transposed_table(rows, ids, data)
     width = MAX_COLUMNS - len(ids)
-    return note + "".join(plain_table(rows, [*ids, *data[i : i + width]]) for i in range(0, len(data), width))
+    return note + "".join(plain_table(rows, [*ids, *data[i : i + width]], ids) for i in range(0, len(data), width))
 
 
 def kv_table(items: Mapping[str, Any]) -> str:

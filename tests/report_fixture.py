@@ -30,6 +30,12 @@ def checks(fail: bool, inconclusive: bool, confidence: float) -> list[dict]:
             "status": "PASS", "reason": f"PRV ε = {e * 0.993:.3f} ≤ {e} at δ = 1e-05 (RDP cross-check {e * 1.09:.3f})"}
            for e in EPSILONS]
     out += [
+        {"id": "dp-delta", "section": "dp_statement", "title": "δ is below 1/N", "status": "PASS",
+         "reason": "δ = 1e-05 < 1/N = 0.0002 (N = 5000 training examples)"},
+        {"id": "dp-noise-unseeded", "section": "dp_statement", "title": "the DP noise is not seeded", "status": "PASS",
+         "reason": "noise drawn from operating-system entropy"},
+        {"id": "data-classes", "section": "data", "title": "every class has training and test examples",
+         "status": "PASS", "reason": "5 classes; fewest training examples 1000 (sandal), fewest test examples 196"},
         {"id": "utility-dp-above-chance", "section": "utility", "title": "every DP model learns (test accuracy above chance)",
          "status": "PASS", "reason": "every cell above chance (0.2); Ours ≥ Reg in 5 of 6 DP cells (1 seed(s) each)"},
         {"id": "mia-positive-control", "section": "membership_inference",
