@@ -47,8 +47,11 @@ def dump_dom(html: Path, width: int = 794, height: int = 1123, timeout: float = 
     return _run(["--dump-dom", f"--window-size={width},{height}", html.resolve().as_uri()], timeout)
 
 
-def screenshot(html: Path, png: Path, width: int = 1200, height: int = 1800, timeout: float = 120) -> Path:
-    _run([f"--screenshot={png.resolve()}", f"--window-size={width},{height}", html.resolve().as_uri()], timeout)
+def screenshot(html: Path, png: Path, width: int = 1200, height: int = 1800, scale: float = 1.0,
+               timeout: float = 120) -> Path:
+    """A PNG of the page's first ``width`` × ``height`` CSS pixels, at ``scale`` device pixels per CSS pixel."""
+    _run([f"--screenshot={png.resolve()}", f"--window-size={width},{height}", f"--force-device-scale-factor={scale}",
+          html.resolve().as_uri()], timeout)
     if not png.exists() or png.stat().st_size == 0:
         raise RuntimeError("Chromium produced no screenshot")
     return png
