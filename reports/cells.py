@@ -38,7 +38,8 @@ LABELS = {
     "tightness": "tightness (ε lower bound / claimed ε)", "ideal_tightness": "tightness of the ideal mechanism",
     "tp": "true positives", "fn": "false negatives", "fp": "false positives", "tn": "true negatives",
     "p_value": "p-value", "p_value_tpr": "p-value (TPR)", "sha256": "sha256", "model_sha256": "model sha256",
-    "rows": "results", "privacy_unit": "unit of privacy", "tuning_accounted": "tuning accounted in ε", "noise_seeded": "noise seeded",
+    "rows": "results", "privacy_unit": "unit of privacy", "tuning_accounted": "tuning accounted in ε",
+    "noise_seeded": "noise seeded",
 }
 
 
@@ -74,10 +75,10 @@ def badge(status: str) -> str:
 def cell(value: Any) -> str:
     """One value as inline HTML: numbers rounded as in report.json (never broken across lines), lists
     joined, dicts as ``key: value``."""
-    if isinstance(value, (bool, int, float)) and not isinstance(value, bool):
-        return f"<span class='n'>{format_number(value)}</span>"
     if isinstance(value, bool) or value is None:
         return format_number(value)
+    if isinstance(value, (int, float)):
+        return f"<span class='n'>{format_number(value)}</span>"
     if isinstance(value, str):
         if value in STATUSES:
             return badge(value)

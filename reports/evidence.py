@@ -14,7 +14,7 @@ from typing import Any
 
 from reports.cells import cell, esc, hashes, is_hash, label
 from reports.checks import confidence_text, section_confidence
-from reports.tables import is_utility_grid, kv_table, rows_table, utility_table
+from reports.tables import is_utility_grid, kv_line, kv_table, rows_table, utility_table
 
 PROSE = 60  # characters: a text value longer than this is a sentence, printed as a paragraph
 INLINE_DEPTH = 2  # a dict nested this deep (e.g. reproducibility › config › training) is printed as one line
@@ -97,8 +97,7 @@ def render_mapping(value: Mapping[str, Any], depth: int = 0) -> str:
         elif is_long_list(v):
             parts.append(heading(k, depth) + "<ul>" + "".join(f"<li>{cell(item)}</li>" for item in v) + "</ul>")
         elif isinstance(v, Mapping) and v and depth + 1 >= INLINE_DEPTH and is_scalar_map(v):
-            parts.append(f"<p class='inline'><b>{esc(label(k))}:</b> "
-                         + " · ".join(f"{esc(label(str(kk)))}: {cell(vv)}" for kk, vv in v.items()) + "</p>")
+            parts.append(f"<p class='inline'><b>{esc(label(k))}:</b> {kv_line(v)}</p>")
         elif isinstance(v, Mapping) and v:
             parts.append(heading(k, depth) + render_mapping(v, depth + 1))
     return "".join(parts)

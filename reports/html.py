@@ -22,9 +22,11 @@ CSS = f"""
 html{{-webkit-print-color-adjust:exact;print-color-adjust:exact}}
 body{{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;font-size:9pt;line-height:1.3;color:#1b1f24;margin:0}}
 @media screen{{body{{max-width:62em;margin:24px auto;padding:0 16px}}}}
-h1{{font-size:15pt;margin:0 0 2px}} h2{{font-size:11.5pt;margin:10px 0 3px}} h3{{font-size:10.5pt;margin:10px 0 3px}}
+h1{{font-size:15pt;margin:0 0 2px}} h2{{font-size:11.5pt;margin:10px 0 3px}}
+h3{{font-size:10.5pt;margin:10px 0 3px}}
 h4,h5{{font-size:9.5pt;margin:8px 0 2px}} h2,h3,h4,h5{{break-after:avoid}}
-p{{margin:4px 0;overflow-wrap:anywhere}} .sub{{color:#57606a;font-size:8.5pt}} .intro,.note,.caption,.shared{{color:#57606a}}
+p{{margin:4px 0;overflow-wrap:anywhere}} .sub{{color:#57606a;font-size:8.5pt}}
+.intro,.note,.caption,.shared{{color:#57606a}}
 .note,.caption,.shared{{font-size:8.5pt}}
 .verdict{{font-size:12pt;padding:5px 10px;border-radius:5px;margin:6px 0 4px;font-weight:600}}
 .verdict.pass{{background:#dafbe1;color:#116329;border:1px solid #4ac26b}}
@@ -32,12 +34,16 @@ p{{margin:4px 0;overflow-wrap:anywhere}} .sub{{color:#57606a;font-size:8.5pt}} .
 .warning{{background:#fff8c5;border:1px solid #d4a72c;padding:4px 8px;border-radius:4px}}
 table{{border-collapse:collapse;width:100%;margin:3px 0 6px;font-size:7.8pt;line-height:1.22}}
 th,td{{border:1px solid #d0d7de;padding:1px 4px;text-align:left;vertical-align:top;overflow-wrap:anywhere}}
-th{{background:#f6f8fa;font-weight:600;overflow-wrap:break-word}} .n,td.name{{white-space:nowrap}} tr{{break-inside:avoid}}
-table.kv1 th{{width:22%}} table.kv2 th{{width:22%}} table.kv2 td{{width:28%}} table.kv3 th{{width:17%}} table.kv3 td{{width:16%}}
+th{{background:#f6f8fa;font-weight:600;overflow-wrap:break-word}} .n,td.name{{white-space:nowrap}}
+tr{{break-inside:avoid}}
+table.kv1 th{{width:22%}} table.kv2 th{{width:22%}} table.kv2 td{{width:28%}}
+table.kv3 th{{width:17%}} table.kv3 td{{width:16%}}
 table.transposed tbody th{{width:26%}}
-#summary h2{{font-size:11pt;margin:7px 0 2px}} #summary .note{{font-size:7.5pt}} #summary table{{font-size:7.5pt;line-height:1.2;margin-bottom:3px}}
+#summary h2{{font-size:11pt;margin:7px 0 2px}} #summary .note{{font-size:7.5pt}}
+#summary table{{font-size:7.5pt;line-height:1.2;margin-bottom:3px}}
 table.checks td.result{{width:1%;white-space:nowrap}} table.checks b{{font-weight:600}} .finding{{color:#57606a}}
-table.checks tr.meaning td{{background:#f6f8fa;color:#3d444d;font-style:italic;border-top:2px solid #afb8c1;font-size:7.2pt}}
+table.checks tr.meaning td{{background:#f6f8fa;color:#3d444d;font-style:italic;font-size:7.2pt;
+  border-top:2px solid #afb8c1}}
 p.inline{{font-size:8.5pt}}
 tr.fail td{{background:#ffebe9}}
 .badge{{padding:0 6px;border-radius:8px;font-weight:600;font-size:7.5pt;white-space:nowrap}}

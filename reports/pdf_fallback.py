@@ -34,7 +34,8 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
     counts = tally(report)
     lines = [f"Verdict: {counts.verdict.value}. {counts.headline()}", ""]
     if report.get("verdict") != counts.verdict.value:
-        lines += [f"(report.json records {report.get('verdict')}; the verdict above is recomputed from the checks.)", ""]
+        lines += [f"(report.json records {report.get('verdict')}; the verdict above is recomputed from the checks.)",
+                  ""]
     if report.get("summary"):
         lines += [str(report["summary"]), ""]
     models = released_models(report)
@@ -83,7 +84,8 @@ def _figure_pages(pdf: PdfPages, figures: Mapping[str, Sequence[tuple[str, bytes
         pdf.savefig(fig)
 
 
-def write_matplotlib_pdf(path: Path, report: Mapping[str, Any], figures: Mapping[str, Sequence[tuple[str, bytes]]]) -> Path:
+def write_matplotlib_pdf(path: Path, report: Mapping[str, Any],
+                         figures: Mapping[str, Sequence[tuple[str, bytes]]]) -> Path:
     with PdfPages(path) as pdf:
         _text_pages(pdf, str(report["title"]), summary_lines(report))
         _figure_pages(pdf, figures)

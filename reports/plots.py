@@ -107,8 +107,8 @@ def unlearning_figure(rows: Sequence[dict], confidence: float | None = None) -> 
     ax.axvline(0.5, color="grey", ls="--", lw=1)
     ax.set_yticks(y, [wrap(str(s)) for s in df.label], fontsize=8)
     ax.invert_yaxis()
-    interval = "interval" if confidence is None else f"{confidence_text(confidence).removesuffix(' confidence')} interval"
-    ax.set(xlabel=f"LiRA AUC ({interval}; 0.5 = chance)", xlim=(0, 1))
+    level = "" if confidence is None else confidence_text(confidence).removesuffix(" confidence") + " "
+    ax.set(xlabel=f"LiRA AUC ({level}interval; 0.5 = chance)", xlim=(0, 1))
     fig.suptitle("Forgotten examples vs never-seen examples")
     return fig
 

@@ -47,7 +47,8 @@ def released_models(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     released = report.get("released_model")
     if isinstance(released, Mapping):
         run = runs[0] if len(runs) == 1 else {}
-        return [{"model": released.get("directory", released.get("method")), "epsilon_target": run.get("epsilon_target"),
+        return [{"model": released.get("directory", released.get("method")),
+                 "epsilon_target": run.get("epsilon_target"),
                  "epsilon": run.get("epsilon"), "delta": run.get("delta"),
                  "test_accuracy": released.get("test_accuracy_measured", run.get("test_accuracy")),
                  "sha256": released.get("sha256")}]

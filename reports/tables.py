@@ -160,6 +160,11 @@ def kv_table(items: Mapping[str, Any]) -> str:
     return f"<table class='kv kv{per_row}'>{body}</table>"
 
 
+def kv_line(items: Mapping[str, Any]) -> str:
+    """Key/value pairs as one run of text (``key: value · key: value``), for settings nested deep."""
+    return " · ".join(f"{head_label(k, v)}: {show(v)}" for k, v in merge_intervals(items).items())
+
+
 def accuracy_cell(mean: Any, std: Any) -> str:
     return cell(mean) + (f" ± {cell(std)}" if std is not None else "")
 
@@ -184,18 +189,20 @@ def utility_table(rows: Sequence[Row]) -> str:
             ours, reg = r.get("ours"), r.get("reg")
             best = ours is not None and reg is not None and ours >= reg
             ours_html = accuracy_cell(ours, r.get("ours_std"))
-            body += f"<td>{f'<b>{ours_html}</b>' if best else ours_html}</td><td>{accuracy_cell(reg, r.get('reg_std'))}</td>"
+            body += f"<td>{f'<b>{ours_html}</b>' if best else ours_html}</td>"
+            body += f"<td>{accuracy_cell(reg, r.get('reg_std'))}</td>"
         body += "</tr>"
     seeds = sorted({r["seeds"] for r in rows if isinstance(r.get("seeds"), int)})
     caption = ("Test accuracy (fraction of test examples classified correctly)"
                + (f", mean over {', '.join(map(str, seeds))} seed(s)" if seeds else "")
                + ". Bold: the tangent model (Ours) is at least as accurate as the original network (Reg).")
-    return f"<table class='table3'><thead>{head}</thead><tbody>{body}</tbody></table><p class='caption'>{esc(caption)}</p>"
+    return (f"<table class='table3'><thead>{head}</thead><tbody>{body}</tbody></table>"
+            f"<p class='caption'>{esc(caption)}</p>")
 
 
 def is_utility_grid(rows: Sequence[Any]) -> bool:
     return bool(rows) and all(isinstance(r, Mapping) and {"regime", "epsilon", "ours"} <= set(r) for r in rows)
 
 
-__all__ = ["MAX_COLUMNS", "Interval", "columns_of", "identifying_columns", "is_utility_grid", "kv_table", "merge_intervals", "rows_table",
-           "shared_columns", "utility_table"]
+__all__ = ["MAX_COLUMNS", "Interval", "columns_of", "identifying_columns", "is_utility_grid", "kv_line", "kv_table",
+           "merge_intervals", "rows_table", "shared_columns", "utility_table"]
