@@ -7,6 +7,8 @@ but the run directory: ``privtangent report RUN_DIR`` re-renders without retrain
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,10 @@ import pandas as pd
 from audits.report_file import RunDirectoryError, read_report_json
 from privtangent.io.atomic import atomic_write_bytes, atomic_write_text
 from reports import browser, plots
+from reports.checks import section_confidence
 from reports.html import render_html
 from reports.pdf_fallback import write_matplotlib_pdf
+from reports.summary import released_models
 
 
 def build_figures(run_dir: Path, report: dict[str, Any]) -> dict[str, list[tuple[str, bytes]]]:
@@ -38,8 +42,27 @@ def build_figures(run_dir: Path, report: dict[str, Any]) -> dict[str, list[tuple
         figures["canary_audit"] = [("audit tightness", plots.tightness_bars(canary["rows"]))]
     unlearning = report.get("unlearning", {})
     if unlearning.get("mia_before_after"):
-        figures["unlearning"] = [("forgotten vs never-seen", plots.unlearning_bars(unlearning["mia_before_after"]))]
+        figures["unlearning"] = [("forgotten vs never-seen",
+                                  plots.unlearning_bars(unlearning["mia_before_after"],
+                                                        section_confidence(report, "unlearning")))]
     return figures
+
+
+def model_cards(run_dir: Path, report: Mapping[str, Any]) -> dict[str, str]:
+    """Released model path (as report.json names it) → link to its ``model_card.md``, for the cards that exist.
+
+    Paths inside the run directory (``models/eps-3``) link relatively, so the directory can be moved
+    or archived as a whole; a model directory elsewhere (``audit --model DIR``) links by a path
+    relative to the run directory too.
+    """
+    cards = {}
+    for row in released_models(report):
+        if not row["model"]:
+            continue
+        card = run_dir / str(row["model"]) / "model_card.md"  # an absolute model path replaces run_dir
+        if card.is_file():
+            cards[str(row["model"])] = Path(os.path.relpath(card, run_dir)).as_posix()
+    return cards
 
 
 def write_tables(run_dir: Path, report: dict[str, Any]) -> list[Path]:
@@ -64,24 +87,22 @@ def write_pdf(run_dir: Path, html_path: Path, figures: dict[str, list[tuple[str,
     if browser.find_chromium():
         browser.print_pdf(html_path, tmp)
     else:
-
         write_matplotlib_pdf(tmp, report, figures)
     atomic_write_bytes(pdf, tmp.read_bytes())
     tmp.unlink()
     return pdf
 
 
-def render_run(run_dir: str | Path, pdf: bool = True) -> dict[str, Path]:
-    """Render ``run_dir``'s report.json; returns the paths written."""
-
+def render_run(run_dir: str | Path, pdf: bool = True) -> dict[str, Any]:
+    """Render ``run_dir``'s report.json; returns the paths written: ``html``, ``tables`` (a list), ``pdf``."""
     run_dir = Path(run_dir)
     report = read_report_json(run_dir)
     figures = build_figures(run_dir, report)
     for section, items in figures.items():
         for i, (_, png) in enumerate(items):
             atomic_write_bytes(run_dir / f"plot_{section}{'' if i == 0 else i}.png", png)
-    html_path = atomic_write_text(run_dir / "report.html", render_html(report, figures))
-    out = {"html": html_path, "tables": write_tables(run_dir, report)}
+    html_path = atomic_write_text(run_dir / "report.html", render_html(report, figures, model_cards(run_dir, report)))
+    out: dict[str, Any] = {"html": html_path, "tables": write_tables(run_dir, report)}
     if pdf:
         out["pdf"] = write_pdf(run_dir, html_path, figures, report)
     return out
