@@ -7,6 +7,11 @@ training images (scikit-learn digits 0–2 upsampled), 2 shards, 4 forgotten sam
 seeds and counts the FAILs, with an exact binomial 95 % interval.
 
     python benchmarks/unlearning_null.py --seeds 40 --out benchmarks/results/unlearning_null.json
+    python benchmarks/unlearning_null.py --setting default --seeds 40 --out benchmarks/results/unlearning_null_default.json
+
+``--setting default`` runs the main job's own scenario instead: the embedded default base model,
+1,000 Fashion-MNIST 5–9 training images, 2 shards, 32 forgotten canaries, 200 never-seen ones —
+a size at which the positive control passes, so the check can actually FAIL.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from scipy.stats import beta
 from audits.unlearning import run_unlearning_audit
 from privtangent.data.dataset import LabeledData
 from privtangent.data.tasks import load_task
+from privtangent.inputs import random_subset
 from privtangent.io.atomic import atomic_write_json
+from privtangent.models.pretrain import DEFAULT_MODEL, pretrained_base
 from privtangent.models.vit import build_vit
 from privtangent.threads import torch_threads
 from privtangent.train import TrainConfig
@@ -46,12 +53,22 @@ def small_project(per_class: int, test_per_class: int) -> tuple[LabeledData, Lab
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=40)
-    parser.add_argument("--forget", type=int, default=4)
+    parser.add_argument("--forget", type=int, default=None, help="forgotten samples (default 4, or 32 for default)")
+    parser.add_argument("--setting", choices=("small", "default"), default="small")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/unlearning_null.json"))
     args = parser.parse_args()
-    torch.manual_seed(0)
-    base = build_vit("vit_tiny_patch16_224", **KWARGS)
-    train, test = small_project(40, 20)
+    if args.setting == "default":
+        base, _ = pretrained_base(progress=False)
+        name, kwargs = DEFAULT_MODEL["name"], dict(DEFAULT_MODEL["kwargs"])
+        train = random_subset(load_task("fashion-near", "train"), 1000, 0)
+        test = random_subset(load_task("fashion-near", "test"), 1000, 1)
+        forget_n = args.forget or 32
+    else:
+        torch.manual_seed(0)
+        name, kwargs = "vit_tiny_patch16_224", KWARGS
+        base = build_vit(name, **kwargs)
+        train, test = small_project(40, 20)
+        forget_n = args.forget or 4
     never_seen = max(16, len(train) // 5)  # as the main job sizes it
     rows = []
     start = time.perf_counter()
@@ -59,8 +76,8 @@ def main() -> None:
         for seed in range(args.seeds):
             with tempfile.TemporaryDirectory() as tmp:
                 result = run_unlearning_audit(
-                    base, train, test=test, run_dir=tmp, base_name="vit_tiny_patch16_224", base_kwargs=KWARGS,
-                    num_shards=2, data_size=len(train) - never_seen, num_forget=args.forget,
+                    base, train, test=test, run_dir=tmp, base_name=name, base_kwargs=kwargs,
+                    num_shards=2, data_size=len(train) - never_seen, num_forget=forget_n,
                     num_never_seen=never_seen, num_shadows=4, train_config=TrainConfig(reset=True, epochs=6),
                     seed=seed, n_bootstrap=50)
             check = next(c for c in result.checks if c.id == "unlearning-mia")
@@ -75,9 +92,9 @@ def main() -> None:
     hi = float(beta.ppf(0.975, fails + 1, n - fails)) if fails < n else 1.0
     summary = {"seeds": n, "fails": fails, "false_fail_rate": fails / n, "ci95": [lo, hi],
                "inconclusive": sum(r["status"] == "SKIP" for r in rows), "level": 0.05,
-               "seconds": time.perf_counter() - start, "config": {"model": "vit_tiny_patch16_224", **KWARGS,
+               "seconds": time.perf_counter() - start, "config": {"setting": args.setting, "model": name, **kwargs,
                                                                   "train": len(train), "test": len(test),
-                                                                  "never_seen": never_seen, "forget": args.forget,
+                                                                  "never_seen": never_seen, "forget": forget_n,
                                                                   "shards": 2, "shadows": 4}, "rows": rows}
     atomic_write_json(args.out, summary)
     print(json.dumps({k: v for k, v in summary.items() if k != "rows"}, indent=2))
