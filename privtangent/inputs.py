@@ -82,7 +82,8 @@ def folder_classes(root: str | Path) -> dict[str, int]:
             for d in sorted(root.iterdir()) if d.is_dir()}
 
 
-def load_data(spec: DataSpec, model: VisionTransformer, *, seed: int = 0) -> tuple[LabeledData, LabeledData, dict[str, Any]]:
+def load_data(spec: DataSpec, model: VisionTransformer, *,
+              seed: int = 0) -> tuple[LabeledData, LabeledData, dict[str, Any]]:
     """(train, test, record): the task or image folders of ``spec``, shaped for ``model``.
 
     The record says what was loaded: the source, the classes found in each folder (empty class

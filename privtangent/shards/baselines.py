@@ -68,7 +68,8 @@ class SISAEnsemble:
     built with the shards' configuration.
     """
 
-    def __init__(self, model: FineTuneModel, states: Mapping[int, Mapping[str, Tensor]], aggregate: str = "mean") -> None:
+    def __init__(self, model: FineTuneModel, states: Mapping[int, Mapping[str, Tensor]],
+                 aggregate: str = "mean") -> None:
         if aggregate not in AGGREGATES:
             raise ConfigError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
         self.model = model.eval()
