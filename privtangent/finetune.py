@@ -5,13 +5,15 @@
 
 Both expose ``start`` (first trained block), ``prefix(x)`` (frozen, cacheable),
 ``forward_features(features)`` → logits, ``trainable_parameters()`` (base names →
-live tensors), ``trainable_state_dict()`` / ``load_trainable(d)`` and ``kind``.
+live tensors), ``trainable_state_dict()`` / ``load_trainable(d)`` and ``kind``;
+``FineTuneModel`` is the type of either.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from typing import TypeAlias
 
 import torch
 from timm.models.vision_transformer import VisionTransformer
@@ -48,7 +50,7 @@ class NonLinearViT(nn.Module):
                 torch.manual_seed(seed)
                 for block in base.blocks[self.start :]:
                     reset_module(block)
-        self.cls_token = None
+        self.cls_token: nn.Parameter | None = None
         if linearize_cls:
             generator = torch.Generator().manual_seed(seed)
             anchor = torch.randn(base.embed_dim, generator=generator).to(base.cls_token) * 0.02
@@ -60,8 +62,10 @@ class NonLinearViT(nn.Module):
                 params[name].requires_grad_(True)
 
     def trainable_parameters(self) -> dict[str, Tensor]:
-        params = dict(self.base.named_parameters())
-        return {n: (self.cls_token if n == "cls_token" else params[n]) for n in self.trained_names}
+        params: dict[str, Tensor] = dict(self.base.named_parameters())
+        if self.cls_token is not None:  # the fresh token replaces the base's (trained_names has it)
+            params["cls_token"] = self.cls_token
+        return {n: params[n] for n in self.trained_names}
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
         return {n: t.detach().clone() for n, t in self.trainable_parameters().items()}
@@ -95,8 +99,11 @@ class NonLinearViT(nn.Module):
         return self.forward_features(self.prefix(x), output)
 
 
+FineTuneModel: TypeAlias = TangentViT | NonLinearViT
+
+
 def build_finetune_model(model: VisionTransformer, *, tangent: bool, blocks: int = 1, regime: str = "full",
-                         reset: bool = False, linearize_cls: bool = False, seed: int = 0) -> nn.Module:
+                         reset: bool = False, linearize_cls: bool = False, seed: int = 0) -> FineTuneModel:
     """TangentViT (``tangent=True``) or NonLinearViT over the same parameters."""
-    cls = TangentViT if tangent else NonLinearViT
+    cls: type[FineTuneModel] = TangentViT if tangent else NonLinearViT
     return cls(model, blocks, regime, reset, linearize_cls, seed)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from timm.models.vision_transformer import VisionTransformer
 
 from privtangent.config.schema import DataSpec, ModelSpec
 from privtangent.data.dataset import LabeledData
@@ -29,9 +29,11 @@ from privtangent.models.vit import build_vit, load_checkpoint
 DEFAULT_NORMALIZATION = 0.5  # image folders: (x − 0.5) / 0.5 unless data.mean / data.std say otherwise
 
 
-def load_base(spec: ModelSpec, *, progress: bool = True, require_checkpoint: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+def load_base(spec: ModelSpec, *, progress: bool = True,
+              require_checkpoint: bool = False) -> tuple[VisionTransformer, dict[str, Any]]:
     """(the base model in eval mode, its record). ``require_checkpoint``: a named model without
     weights is refused (training a random-init base is rarely what a user meant)."""
+    model: VisionTransformer
     if spec.name is None and spec.checkpoint is None:
         model, info = pretrained_base(progress=progress)
         record = {"name": DEFAULT_MODEL["name"], "kwargs": dict(DEFAULT_MODEL["kwargs"]), "embedded_default": True,
@@ -56,7 +58,7 @@ def load_base(spec: ModelSpec, *, progress: bool = True, require_checkpoint: boo
     return model, record
 
 
-def expected_input(model: nn.Module) -> tuple[int, int, int]:
+def expected_input(model: VisionTransformer) -> tuple[int, int, int]:
     """(channels, height, width) a timm ViT takes."""
     embed = model.patch_embed
     size = embed.img_size if isinstance(embed.img_size, (tuple, list)) else (embed.img_size, embed.img_size)
@@ -80,7 +82,8 @@ def folder_classes(root: str | Path) -> dict[str, int]:
             for d in sorted(root.iterdir()) if d.is_dir()}
 
 
-def load_data(spec: DataSpec, model: nn.Module, *, seed: int = 0) -> tuple[LabeledData, LabeledData, dict[str, Any]]:
+def load_data(spec: DataSpec, model: VisionTransformer, *,
+              seed: int = 0) -> tuple[LabeledData, LabeledData, dict[str, Any]]:
     """(train, test, record): the task or image folders of ``spec``, shaped for ``model``.
 
     The record says what was loaded: the source, the classes found in each folder (empty class
@@ -88,11 +91,12 @@ def load_data(spec: DataSpec, model: nn.Module, *, seed: int = 0) -> tuple[Label
     chans, height, width = expected_input(model)
     if spec.folders:
         assert spec.train is not None and spec.test is not None
-        norm = {"mean": spec.mean if spec.mean is not None else DEFAULT_NORMALIZATION,
-                "std": spec.std if spec.std is not None else DEFAULT_NORMALIZATION}
+        mean = spec.mean if spec.mean is not None else DEFAULT_NORMALIZATION
+        std = spec.std if spec.std is not None else DEFAULT_NORMALIZATION
+        norm = {"mean": mean, "std": std}
         train_found, test_found = folder_classes(spec.train), folder_classes(spec.test)
-        train = load_image_folder(spec.train, height, chans, **norm)
-        test = load_image_folder(spec.test, height, chans, classes=train.classes, **norm)
+        train = load_image_folder(spec.train, height, chans, mean=mean, std=std)
+        test = load_image_folder(spec.test, height, chans, classes=train.classes, mean=mean, std=std)
         record: dict[str, Any] = {
             "train_folder": spec.train, "test_folder": spec.test, **norm,
             "description": f"image folders {spec.train} (train) and {spec.test} (test), resized to {height}×{width}",

@@ -14,11 +14,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+from timm.models.vision_transformer import VisionTransformer
 
 from privtangent.config.schema import DataSpec, ModelSpec
 from privtangent.data.dataset import LabeledData
 from privtangent.errors import CheckpointError
+from privtangent.finetune import FineTuneModel
 from privtangent.inputs import load_base, load_data
 from privtangent.io.hashing import tensor_hash
 from privtangent.train.run import RUN_FORMAT, load_run
@@ -49,7 +50,8 @@ def base_spec(manifest: dict[str, Any]) -> ModelSpec:
     return ModelSpec(base["name"], dict(base.get("kwargs") or {}), base.get("checkpoint"))
 
 
-def verified_base(manifest: dict[str, Any], base: nn.Module | None = None, *, progress: bool = False) -> nn.Module:
+def verified_base(manifest: dict[str, Any], base: VisionTransformer | None = None, *,
+                  progress: bool = False) -> VisionTransformer:
     """The base model of ``manifest`` (rebuilt, or ``base``), refused unless its weights hash to the recorded sha256."""
     if base is None:
         base, _ = load_base(base_spec(manifest), progress=progress)
@@ -61,7 +63,8 @@ def verified_base(manifest: dict[str, Any], base: nn.Module | None = None, *, pr
     return base
 
 
-def load_model(directory: str | Path, base: nn.Module | None = None, *, progress: bool = False) -> nn.Module:
+def load_model(directory: str | Path, base: VisionTransformer | None = None, *,
+               progress: bool = False) -> FineTuneModel:
     """The trained model of ``directory``, in eval mode, every file verified against the manifest."""
     manifest = read_manifest(directory)
     model, _ = load_run(directory, verified_base(manifest, base, progress=progress))
@@ -77,7 +80,7 @@ def data_spec(manifest: dict[str, Any]) -> DataSpec:
     return DataSpec(task=record["task"], train_limit=record.get("limit"), test_limit=record.get("test_limit"))
 
 
-def training_data(manifest: dict[str, Any], base: nn.Module) -> tuple[LabeledData, LabeledData]:
+def training_data(manifest: dict[str, Any], base: VisionTransformer) -> tuple[LabeledData, LabeledData]:
     """(train, test) exactly as the run drew them (same subsets, same seed), checked by content hash."""
     train, test, _ = load_data(data_spec(manifest), base, seed=int(manifest["seed"]))
     recorded = manifest["data"]["train"].get("content_sha256")

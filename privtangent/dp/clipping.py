@@ -41,7 +41,8 @@ def per_sample_norms(grads: Mapping[str, Tensor]) -> Tensor:
     tensors = list(grads.values())
     if not tensors:
         raise ConfigError("no per-sample gradients (the model has no trainable parameter)")
-    return torch.sqrt(sum(t.flatten(1).pow(2).sum(1) for t in tensors))
+    squares = [t.flatten(1).pow(2).sum(1) for t in tensors]
+    return torch.sqrt(sum(squares[1:], start=squares[0]))
 
 
 def clip_per_sample(grads: Mapping[str, Tensor], max_grad_norm: float) -> dict[str, Tensor]:

@@ -64,7 +64,8 @@ class DPOptimizer:
         output: "full" or "jvp" (tangent models: predict with J·Δw only).
         method: per-sample engine, "auto" | "ghost" | "vmap" | "loop".
         physical_batch_size: records per micro-batch.
-        regularizer: () → scalar, data-independent; its gradient is added after privatization.
+        regularizer: () → scalar, data-independent; its gradient is added after privatization
+            (a constant, e.g. 0.0, adds none).
         observers: callables receiving a ``DPStep`` after each step.
     """
 
@@ -72,7 +73,8 @@ class DPOptimizer:
                  noise_multiplier: float, max_grad_norm: float, expected_batch_size: float,
                  generator: torch.Generator, output: str = "full", method: str = "auto",
                  physical_batch_size: int = 256, chunk_size: int = DEFAULT_CHUNK,
-                 regularizer: Callable[[], Tensor] | None = None, observers: list[Observer] | None = None) -> None:
+                 regularizer: Callable[[], Tensor | float] | None = None,
+                 observers: list[Observer] | None = None) -> None:
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.noise_multiplier = check_noise_multiplier(noise_multiplier, allow_zero=True)
         self.max_grad_norm = check_max_grad_norm(max_grad_norm)

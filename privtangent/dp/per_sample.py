@@ -39,9 +39,10 @@ Engines (``method``):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -50,6 +51,9 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
 from privtangent.errors import ConfigError, PrivtangentError
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 METHODS = ("auto", "ghost", "vmap", "loop")
@@ -63,10 +67,21 @@ class GhostUnsupported(PrivtangentError, NotImplementedError):
 # ---------------------------------------------------------------------------------------
 # model plumbing
 # ---------------------------------------------------------------------------------------
+class FineTuneLike(Protocol):
+    """What the engines use of a TangentViT / NonLinearViT (``privtangent.finetune``)."""
+
+    def prefix(self, x: Tensor) -> Tensor: ...
+
+    def forward_features(self, features: Tensor, output: str = "full") -> Tensor: ...
+
+    def trainable_parameters(self) -> dict[str, Tensor]: ...
+
+
 def trainable(model: nn.Module) -> dict[str, Tensor]:
     """Base-model parameter name → live tensor (``trainable_parameters()`` when the model has it)."""
-    if hasattr(model, "trainable_parameters"):
-        return dict(model.trainable_parameters())
+    trainable_parameters = getattr(model, "trainable_parameters", None)
+    if trainable_parameters is not None:
+        return dict(trainable_parameters())
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
@@ -78,16 +93,16 @@ class FeatureForward(nn.Module):
     """``forward(features) = model.forward_features(features, output)``: an ``nn.Module`` view
     of a fine-tuning model on cached prefix features (for ``functional_call`` and Opacus)."""
 
-    def __init__(self, model: nn.Module, output: str = "full") -> None:
+    def __init__(self, model: FineTuneLike, output: str = "full") -> None:
         super().__init__()
-        self.model = model
+        self.model = model  # registered as a submodule: a TangentViT / NonLinearViT is an nn.Module
         self.output = output
 
     def forward(self, features: Tensor) -> Tensor:
         return self.model.forward_features(features, output=self.output)
 
 
-def _finetune_like(model: nn.Module) -> bool:
+def _finetune_like(model: object) -> TypeIs[FineTuneLike]:
     """A TangentViT / NonLinearViT: ``prefix`` + ``forward_features(features, output)``."""
     return hasattr(model, "prefix") and hasattr(model, "forward_features") and hasattr(model, "trainable_parameters")
 
@@ -134,17 +149,17 @@ def sample_residuals(loss_fn: LossFn, logits: Tensor, y: Tensor) -> Tensor:
 # engines that materialize per-sample gradients
 # ---------------------------------------------------------------------------------------
 @contextmanager
-def math_attention(module: nn.Module):
+def math_attention(module: nn.Module) -> Iterator[None]:
     """timm attention without the fused kernel while inside (vmap has no batching rule for
     the fused CPU kernel and would fall back to a slow per-sample loop); restored after."""
     changed = [m for m in module.modules() if getattr(m, "fused_attn", False) is True]
     for m in changed:
-        m.fused_attn = False
+        setattr(m, "fused_attn", False)  # an attribute of timm's attention classes, not of nn.Module
     try:
         yield
     finally:
         for m in changed:
-            m.fused_attn = True
+            setattr(m, "fused_attn", True)
 
 
 def _vmap_grads(module: nn.Module, params: dict[str, Tensor], loss_fn: LossFn, inputs: Tensor, y: Tensor,
@@ -192,6 +207,18 @@ class _Site:
     tap: Tensor  # leaf whose gradient is g, the gradient w.r.t. the site's output
     x: Tensor | None = None  # the other operand (detached): linear input or multiplier
     g: Tensor | None = None
+
+    @property
+    def operand(self) -> Tensor:
+        """x, which every "linear" and "scale" site records."""
+        assert self.x is not None, f"a {self.kind!r} site has no other operand"
+        return self.x
+
+    @property
+    def out_grad(self) -> Tensor:
+        """g, which the backward pass of ``site_gradients`` sets (``SiteGradients`` keeps only those sites)."""
+        assert self.g is not None, f"the site of {self.name!r} has no gradient"
+        return self.g
 
 
 _ADD = {"add", "__add__", "__radd__"}
@@ -365,17 +392,19 @@ class SiteGradients:
 
     @staticmethod
     def _scaled(s: _Site, weight: Tensor | None) -> Tensor:
-        return s.g if weight is None else s.g * weight.to(s.g.dtype).view(-1, *([1] * (s.g.dim() - 1)))
+        g = s.out_grad
+        return g if weight is None else g * weight.to(g.dtype).view(-1, *([1] * (g.dim() - 1)))
 
     def _contribution(self, s: _Site, weight: Tensor | None = None) -> Tensor:
         """The site's per-sample gradient (B, *region shape), optionally scaled per sample."""
         g = self._scaled(s, weight)
         if s.kind == "linear":
-            g3, x3 = g.reshape(g.shape[0], -1, g.shape[-1]), s.x.reshape(s.x.shape[0], -1, s.x.shape[-1])
+            x = s.operand
+            g3, x3 = g.reshape(g.shape[0], -1, g.shape[-1]), x.reshape(x.shape[0], -1, x.shape[-1])
             return torch.einsum("bto,bti->boi", g3, x3)
         if s.kind == "bias":
             return _sum_to(g, s.shape)
-        return _sum_to(g * s.x, s.shape)
+        return _sum_to(g * s.operand, s.shape)
 
     def _gram(self, t: Tensor) -> Tensor:
         """t tᵀ per sample (B, T, T); inputs shared by several sites (k and v see the same x) once."""
@@ -386,8 +415,9 @@ class SiteGradients:
 
     def _site_sq_norm(self, s: _Site) -> Tensor:
         if s.kind == "linear":
-            b = s.g.shape[0]
-            g, x = s.g.reshape(b, -1, s.g.shape[-1]), s.x.reshape(b, -1, s.x.shape[-1])
+            g, x = s.out_grad, s.operand
+            b = g.shape[0]
+            g, x = g.reshape(b, -1, g.shape[-1]), x.reshape(b, -1, x.shape[-1])
             tokens, d_out, d_in = g.shape[1], g.shape[2], x.shape[2]
             if tokens == 1:
                 return g.pow(2).sum((1, 2)) * x.pow(2).sum((1, 2))
@@ -441,11 +471,11 @@ class SiteGradients:
         for s in self.sites:
             g = self._scaled(s, weight)
             if s.kind == "linear":
-                value = g.reshape(-1, g.shape[-1]).transpose(0, 1) @ s.x.reshape(-1, s.x.shape[-1])
+                value = g.reshape(-1, g.shape[-1]).transpose(0, 1) @ s.operand.reshape(-1, s.operand.shape[-1])
             elif s.kind == "bias":
                 value = _sum_to(g, s.shape).sum(0)
             else:
-                value = _sum_to(g * s.x, s.shape).sum(0)
+                value = _sum_to(g * s.operand, s.shape).sum(0)
             if s.index:
                 out[s.name][s.index] += value
             else:

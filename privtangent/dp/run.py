@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from timm.models.vision_transformer import VisionTransformer
 
 from privtangent.data.dataset import LabeledData
 from privtangent.dp.config import DPConfig
@@ -62,7 +62,7 @@ def privacy_block(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def train_dp_run(base: nn.Module, train: LabeledData, config: DPConfig, out: str | Path, *,
+def train_dp_run(base: VisionTransformer, train: LabeledData, config: DPConfig, out: str | Path, *,
                  test: LabeledData | None = None, base_record: dict[str, Any] | None = None,
                  data_extra: dict[str, Any] | None = None, cache: FeatureCache | None = None,
                  progress: bool = True, threads: int | None = None) -> RunResult:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
 from privtangent.data.dataset import LabeledData
@@ -30,6 +31,7 @@ from privtangent.dp.per_sample import resolve_method, trainable
 from privtangent.dp.sampling import BatchSampler
 from privtangent.errors import ConfigError
 from privtangent.features import FeatureCache
+from privtangent.finetune import FineTuneModel
 from privtangent.losses import make_loss
 from privtangent.progress import Progress
 from privtangent.train import evaluate, prepare_model
@@ -39,7 +41,7 @@ CanaryGrads = Mapping[str, Tensor] | Callable[[int], Mapping[str, Tensor] | None
 
 @dataclass
 class DPResult:
-    model: nn.Module
+    model: FineTuneModel
     metrics: dict[str, Any]
     manifest: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -64,7 +66,7 @@ def resolve_noise(config: DPConfig, dataset_size: int) -> tuple[float, bool]:
     return float(sigma), True
 
 
-def weight_penalty(model: nn.Module, config: DPConfig) -> Callable[[], Tensor] | None:
+def weight_penalty(model: nn.Module, config: DPConfig) -> Callable[[], Tensor | float] | None:
     """wd·‖Δw‖² for a tangent model (added after privatization: data-independent, no privacy
     cost); None when there is none (non-linear models use decoupled decay in the optimizer)."""
     if not config.tangent or config.weight_decay == 0:
@@ -73,10 +75,10 @@ def weight_penalty(model: nn.Module, config: DPConfig) -> Callable[[], Tensor] |
     return lambda: config.weight_decay * sum(p.pow(2).sum() for p in params)
 
 
-def fit_dp(base: nn.Module, train: LabeledData, config: DPConfig, *, test: LabeledData | None = None,
+def fit_dp(base: VisionTransformer, train: LabeledData, config: DPConfig, *, test: LabeledData | None = None,
            cache: FeatureCache | None = None, progress: bool = True,
            on_step: Callable[[DPStep], None] | None = None,
-           extra_per_sample_grads: CanaryGrads | None = None, model: nn.Module | None = None) -> DPResult:
+           extra_per_sample_grads: CanaryGrads | None = None, model: FineTuneModel | None = None) -> DPResult:
     """DP fine-tuning of ``base`` on ``train``; evaluates on ``test`` if given.
 
     Args:

@@ -36,9 +36,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from timm.models.vision_transformer import VisionTransformer
 
 from privtangent.choices import TABLE1_EPOCHS, TABLE1_METHODS
 from privtangent.data import load_task
+from privtangent.data.dataset import LabeledData
 from privtangent.errors import ConfigError
 from privtangent.features import FeatureCache
 from privtangent.io.atomic import atomic_write_json, atomic_write_text
@@ -143,7 +145,9 @@ class Job:
 
 # -- workers --------------------------------------------------------------------------------
 
+# what a worker process loads once: its thread count and base model, and its (train, test) splits
 _WORKER: dict[str, Any] = {}
+_WORKER_DATA: dict[tuple[str, int | None, int | None], tuple[LabeledData, LabeledData]] = {}
 
 
 def _init_worker(threads: int) -> None:
@@ -151,15 +155,15 @@ def _init_worker(threads: int) -> None:
     _WORKER["threads"] = threads
 
 
-def _task_data(task: str, limit: int | None, test_limit: int | None):
+def _task_data(task: str, limit: int | None, test_limit: int | None) -> tuple[LabeledData, LabeledData]:
     key = (task, limit, test_limit)
-    if key not in _WORKER:
+    if key not in _WORKER_DATA:
         name = TASKS[task][0]
-        _WORKER[key] = (load_task(name, "train", limit=limit), load_task(name, "test", limit=test_limit))
-    return _WORKER[key]
+        _WORKER_DATA[key] = (load_task(name, "train", limit=limit), load_task(name, "test", limit=test_limit))
+    return _WORKER_DATA[key]
 
 
-def _base():
+def _base() -> VisionTransformer:
     if "base" not in _WORKER:
 
         _WORKER["base"] = pretrained_base(progress=False)[0]
@@ -227,9 +231,9 @@ def run_table1(out: str | Path, *, seeds: Iterable[int] = (0, 1, 2), epochs: int
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown or not tasks:
         raise ConfigError(f"tasks: unknown task {unknown[0] if unknown else None!r}; choose from {', '.join(TASKS)}")
-    for name, value in (("near_limit", near_limit), ("test_limit", test_limit)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ConfigError(f"{name}: must be an integer ≥ 1, got {value!r}")
+    for name, limit in (("near_limit", near_limit), ("test_limit", test_limit)):
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ConfigError(f"{name}: must be an integer ≥ 1, got {limit!r}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a directory")

@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from privtangent.errors import ConfigError, PrivtangentError
+from privtangent.finetune import FineTuneModel
 from privtangent.shards.compose import compose
 from privtangent.train.evaluate import predict_logits
 
@@ -35,7 +36,8 @@ def model_soup(states: Sequence[Mapping[str, Tensor]], weights: Sequence[float] 
     return compose(states, weights)
 
 
-def soup_model(model: nn.Module, states: Sequence[Mapping[str, Tensor]], weights: Sequence[float] | None = None) -> nn.Module:
+def soup_model(model: FineTuneModel, states: Sequence[Mapping[str, Tensor]],
+               weights: Sequence[float] | None = None) -> FineTuneModel:
     """``model`` (a NonLinearViT with the shards' shared starting point) holding the soup."""
     model.load_trainable(model_soup(states, weights))
     return model.eval()
@@ -62,11 +64,12 @@ def aggregate_logits(outputs: Sequence[Tensor], how: str = "mean") -> Tensor:
 class SISAEnsemble:
     """SISA: one fine-tuned model per shard, outputs aggregated at inference.
 
-    ``states[k]`` is shard k's trainable state; ``model`` is a NonLinearViT (or any model
-    with ``load_trainable``/``forward_features``) built with the shards' configuration.
+    ``states[k]`` is shard k's trainable state; ``model`` is a NonLinearViT (or a TangentViT)
+    built with the shards' configuration.
     """
 
-    def __init__(self, model: nn.Module, states: Mapping[int, Mapping[str, Tensor]], aggregate: str = "mean") -> None:
+    def __init__(self, model: FineTuneModel, states: Mapping[int, Mapping[str, Tensor]],
+                 aggregate: str = "mean") -> None:
         if aggregate not in AGGREGATES:
             raise ConfigError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
         self.model = model.eval()

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor
 
 from privtangent.data.dataset import LabeledData
@@ -75,10 +76,10 @@ class ShardOutput:
     worker: str = field(default="")
 
 
-_BASES: dict[str, torch.nn.Module] = {}
+_BASES: dict[str, VisionTransformer] = {}
 
 
-def build_base(spec: BaseSpec, state: dict[str, Tensor]) -> torch.nn.Module:
+def build_base(spec: BaseSpec, state: dict[str, Tensor]) -> VisionTransformer:
     """The base model (cached per process by its hash)."""
     if spec.sha256 not in _BASES:
 
@@ -245,7 +246,8 @@ class RayExecutor:
         try:
             remote = ray.remote(num_cpus=self.num_cpus or max(j.threads for j in jobs))(run_job)
             state_ref = ray.put(base_state)
-            refs = [remote.remote(job, state_ref) for job in jobs]
+            # ray's overloads type run_job as one-argument (its second argument has a default)
+            refs = [remote.remote(job, state_ref) for job in jobs]  # type: ignore[call-arg]
             while refs:
                 done, refs = ray.wait(refs, num_returns=1)
                 for ref in done:

@@ -36,12 +36,14 @@ from typing import Any
 import torch
 from safetensors.torch import load as load_bytes
 from safetensors.torch import load_file, save_file
+from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
 from privtangent.data import load_image_folder, load_task
 from privtangent.data.dataset import LabeledData
 from privtangent.errors import CheckpointError, ConfigError, DataError, PrivtangentError
 from privtangent.features import FeatureCache
+from privtangent.finetune import FineTuneModel
 from privtangent.io.atomic import atomic_write_bytes, atomic_write_json
 from privtangent.io.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from privtangent.io.hashing import sha256_bytes, sha256_file, tensor_hash
@@ -187,18 +189,19 @@ def prime_feature_cache(cache_dir: str | os.PathLike, base: nn.Module, start: in
     """
 
 
-    cache = FeatureCache(cache_dir)
+    directory = Path(cache_dir)
+    cache = FeatureCache(directory)
     written = 0
     full: tuple[Tensor, dict[int, int]] | None = None
     subsets = list(subsets)
     parents = list(parents) if parents is not None else [None] * len(subsets)
     for subset, parent in zip(subsets, parents):
-        path = cache.directory / f"{cache.key(base, start, subset)}.safetensors"
+        path = directory / f"{cache.key(base, start, subset)}.safetensors"
         if path.exists():
             continue
         source = None
         if parent is not None:
-            parent_path = cache.directory / f"{cache.key(base, start, parent)}.safetensors"
+            parent_path = directory / f"{cache.key(base, start, parent)}.safetensors"
             if parent_path.exists():
                 source = (load_file(str(parent_path))["features"], {int(i): k for k, i in enumerate(parent.ids.tolist())})
         if source is None:
@@ -223,7 +226,7 @@ def base_spec_for(base: nn.Module, name: str, kwargs: dict[str, Any]) -> tuple[B
     return BaseSpec(name, dict(kwargs), tensor_hash(state)), state
 
 
-def train_shards(base: nn.Module, data: LabeledData, shard_map: ShardMap, config: TrainConfig, *,
+def train_shards(base: VisionTransformer, data: LabeledData, shard_map: ShardMap, config: TrainConfig, *,
                  base_name: str, base_kwargs: dict[str, Any], shards: Iterable[int] | None = None,
                  exclude: Iterable[int] = (), executor=None, cache_dir: str | os.PathLike | None = None,
                  threads: int = 1, version: int = 0) -> list[ShardOutput]:
@@ -299,7 +302,7 @@ class ShardedModel:
 
     # -- creation --------------------------------------------------------------------------
     @classmethod
-    def create(cls, directory: str | os.PathLike, base: nn.Module, data: LabeledData, config: TrainConfig,
+    def create(cls, directory: str | os.PathLike, base: VisionTransformer, data: LabeledData, config: TrainConfig,
                num_shards: int | None = None, *, base_name: str, base_kwargs: dict[str, Any], seed: int = 0,
                data_ref: dict[str, Any] | None = None, test_ref: dict[str, Any] | None = None,
                shard_map: ShardMap | None = None, threads: int = 1, base_info: dict[str, Any] | None = None,
@@ -366,7 +369,7 @@ class ShardedModel:
             self._base_state = state
         return self._base_state
 
-    def load_base(self) -> nn.Module:
+    def load_base(self) -> VisionTransformer:
         model = build_vit(self.spec["base"]["timm_name"], **self.spec["base"]["timm_kwargs"])
         model.load_state_dict(self.base_state())
         return model.eval()
@@ -429,7 +432,7 @@ class ShardedModel:
             raise PrivtangentError(f"{self.directory} has no composed model yet: train every shard, then compose")
         return json.loads(path.read_text())
 
-    def tangent_model(self, delta: dict[str, Tensor] | None = None) -> nn.Module:
+    def tangent_model(self, delta: dict[str, Tensor] | None = None) -> FineTuneModel:
         """The served tangent model (or one with ``delta`` as its Δw)."""
 
         model = prepare_model(self.load_base(), self.num_classes, self.config)
@@ -559,7 +562,7 @@ class ShardedModel:
         if test is None:
             raise DataError("no test data: give one (this model records no test split)")
         model = self.tangent_model()
-        feats = FeatureCache(cache_dir or feature_cache_dir()).features(model.base, model.start, test)
+        feats = FeatureCache(Path(cache_dir or feature_cache_dir())).features(model.base, model.start, test)
         report = evaluate(model, feats, test.labels, test.num_classes)
         return {"test_accuracy": report["accuracy"], "num_test": len(test)}
 

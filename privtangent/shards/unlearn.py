@@ -188,7 +188,8 @@ def plan_request(model: ShardedModel, ids: list[int], mode: str, state: dict[str
         raise AlreadyForgottenError("; ".join(parts) + "; leave them out of the request")
     touched = sorted({where[i] for i in ids})
     active = [e["shard"] for e in state["shards"] if e["status"] == "active"]
-    removed, retrained = [], []
+    removed: list[int] = []
+    retrained: list[int] = []
     if mode == "remove":
         removed = touched
     else:
@@ -452,7 +453,7 @@ def _request_problems(records: list[dict[str, Any]], info: dict[str, Any]) -> tu
             problems.append(f"ledger line {i + 1}: a {r.get('type')!r} record without a preceding 'begin'")
             i += 1
             continue
-        req = r.get("request")
+        req: Any = r.get("request")  # as the ledger wrote it: 1, 2, … in a valid ledger (checked next)
         begins[req] = r
         if req != len(begins):
             problems.append(f"ledger line {i + 1}: request number {req}, expected {len(begins)}")
@@ -588,7 +589,7 @@ def verify(model: ShardedModel | str | os.PathLike, head: str | None = None, dee
     problems += _served_problems(manifest, info, begins, committed)
     found, _ = _forgotten_problems(model, manifest["state"], begins, committed, info)
     problems += found + _stale_problems(model, manifest["state"], info)
-    if deep and not problems:
+    if served is not None and not problems:  # deep: the served Δw was loaded
         try:
             recomposed = model.compose_state(manifest["state"])
         except (CheckpointError, PrivtangentError) as err:

@@ -27,10 +27,11 @@ to float precision (tests/test_linearize.py checks it).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import cast
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, LayerScale
+from timm.layers import Attention, DropPath, LayerScale
 from torch import Tensor, nn
 
 from privtangent.errors import ConfigError, PrivtangentError
@@ -80,18 +81,27 @@ def check_supported(tm: TangentViT) -> None:
         raise ConfigError("a primal cache does not support linearize_cls=True (a tangent enters the block)")
     if not tm.cls_only:
         raise ConfigError("a primal cache needs a token-pooled ViT (global_pool='token', CLS row only)")
-    attn = tm.base.blocks[tm.start].attn
+    block = tm.base.blocks[tm.start]
+    attn = block.attn
+    if not isinstance(attn, Attention):
+        raise UnsupportedLayerError(f"a primal cache needs timm's Attention, got {type(attn).__name__}")
     if not isinstance(attn.q_norm, nn.Identity) or not isinstance(attn.k_norm, nn.Identity):
         raise UnsupportedLayerError("a primal cache does not support qk_norm=True")
     if getattr(attn, "gate", None) is not None:
         raise UnsupportedLayerError("a primal cache does not support gated attention")
-    if not isinstance(tm.base.blocks[tm.start].norm1, nn.LayerNorm):
+    if not isinstance(block.norm1, nn.LayerNorm):
         raise UnsupportedLayerError("a primal cache needs a LayerNorm before the attention")
 
 
+def _attention_and_norm(tm: TangentViT) -> tuple[Attention, nn.LayerNorm]:
+    """The last block's attention and the LayerNorm before it (``check_supported`` checked both)."""
+    block = tm.base.blocks[tm.start]
+    return cast(Attention, block.attn), cast(nn.LayerNorm, block.norm1)
+
+
 # -- the layers after the attention (CLS row only): primal saves, tangent reads ----------------
-def _tail(tm: TangentViT) -> Iterator[tuple[str, nn.Module]]:
-    """(name, module) of the layers after the attention, in order; "+" marks a residual."""
+def _tail(tm: TangentViT) -> Iterator[tuple[str, nn.Module | None]]:
+    """(name, module) of the layers after the attention, in order; ("+", None) marks a residual."""
     base, i = tm.base, tm.start
     block = base.blocks[i]
     for name in ("attn.norm", "attn.proj", "ls1", "drop_path1", "+", "norm2", "mlp.fc1", "mlp.act",
@@ -139,8 +149,7 @@ def _heads_weight(w: Tensor, heads: int, head_dim: int) -> Tensor:
 
 @torch.no_grad()
 def _primal_chunk(tm: TangentViT, x: Tensor) -> dict[str, Tensor]:
-    block = tm.base.blocks[tm.start]
-    attn, norm1 = block.attn, block.norm1
+    attn, norm1 = _attention_and_norm(tm)
     batch, tokens, _ = x.shape
     heads, head_dim = attn.num_heads, attn.head_dim
     width = heads * head_dim
@@ -208,8 +217,7 @@ def cached_jvp(tm: TangentViT, cache: PrimalCache) -> Tensor:
     if cache.start != tm.start:
         raise PrivtangentError(f"the primal cache was built for block {cache.start}, the model starts at {tm.start}")
     c = cache.tensors
-    block = tm.base.blocks[tm.start]
-    attn, norm1 = block.attn, block.norm1
+    attn, norm1 = _attention_and_norm(tm)
     heads, head_dim = attn.num_heads, attn.head_dim
     width = heads * head_dim
     batch = len(cache)

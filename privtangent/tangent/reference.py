@@ -23,13 +23,14 @@ from privtangent.tangent.vit import TangentViT
 def math_attention(model: nn.Module) -> Iterator[None]:
     """Temporarily switch every timm Attention to the explicit softmax path."""
     saved = [(m, m.fused_attn) for m in model.modules() if isinstance(m, Attention)]
+    # timm declares fused_attn Final (a TorchScript constant); eager mode reads it on every call
     for m, _ in saved:
-        m.fused_attn = False
+        m.fused_attn = False  # type: ignore[misc]
     try:
         yield
     finally:
         for m, flag in saved:
-            m.fused_attn = flag
+            m.fused_attn = flag  # type: ignore[misc]
 
 
 def plain_function(tm: TangentViT, features: Tensor) -> Callable[[Mapping[str, Tensor]], Tensor]:
@@ -37,7 +38,7 @@ def plain_function(tm: TangentViT, features: Tensor) -> Callable[[Mapping[str, T
     base = tm.base
 
     def run(params: Mapping[str, Tensor]) -> Tensor:
-        full = dict(base.named_parameters())
+        full: dict[str, Tensor] = dict(base.named_parameters())
         full.update({k: v for k, v in params.items() if k != "cls_token"})
         x = features
         if tm.linearize_cls:
@@ -73,7 +74,8 @@ def reference_jvp(tm: TangentViT, x: Tensor, delta: Mapping[str, Tensor]) -> tup
     run = plain_function(tm, tm.prefix(x))
     w = linearization_point(tm)
     f = lambda *values: run(dict(zip(names, values)))  # noqa: E731
-    return jvp(f, tuple(w[n] for n in names), tuple(delta[n] for n in names))
+    primal_tangent = jvp(f, tuple(w[n] for n in names), tuple(delta[n] for n in names))
+    return primal_tangent[0], primal_tangent[1]  # (the 3-tuple is only with has_aux=True)
 
 
 def finite_difference(tm: TangentViT, x: Tensor, delta: Mapping[str, Tensor], h: float = 1e-5) -> Tensor:
@@ -94,4 +96,5 @@ def whole_model_jvp(model: nn.Module, x: Tensor, delta: Mapping[str, Tensor]) ->
         return functional_call(model, {**params, **dict(zip(names, values))}, (x,))
 
     with math_attention(model):
-        return jvp(f, tuple(params[n].detach() for n in names), tuple(delta[n] for n in names))
+        primal_tangent = jvp(f, tuple(params[n].detach() for n in names), tuple(delta[n] for n in names))
+    return primal_tangent[0], primal_tangent[1]  # (the 3-tuple is only with has_aux=True)

@@ -15,6 +15,7 @@ the original network instead of their Δ.
 
 from __future__ import annotations
 
+from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from privtangent.errors import ConfigError
@@ -34,7 +35,7 @@ def check_regime(regime: str) -> str:
 
 
 def trainable_parameter_names(
-    model: nn.Module, blocks: int, regime: str, linearize_cls: bool = False
+    model: VisionTransformer, blocks: int, regime: str, linearize_cls: bool = False
 ) -> list[str]:
     """Base-model parameter names trained in ``regime`` (in the model's own order)."""
     check_regime(regime)

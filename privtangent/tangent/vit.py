@@ -37,8 +37,9 @@ def _key(name: str) -> str:
 def reset_module(module: nn.Module) -> None:
     """PyTorch's default initialization (Kaiming-uniform Linear, unit LayerNorm)."""
     for sub in module.modules():
-        if sub is not module and hasattr(sub, "reset_parameters"):
-            sub.reset_parameters()
+        reset_parameters = getattr(sub, "reset_parameters", None)
+        if sub is not module and callable(reset_parameters):
+            reset_parameters()
 
 
 def check_model(model: nn.Module, blocks: int) -> None:
@@ -62,6 +63,8 @@ def check_model(model: nn.Module, blocks: int) -> None:
 
 class TangentViT(nn.Module):
     """A timm ViT linearized in its last ``blocks`` blocks; see ``linearize``."""
+
+    cls_anchor: Tensor  # a buffer (1, 1, D), registered only when linearize_cls
 
     def __init__(
         self,
@@ -179,7 +182,9 @@ class TangentViT(nn.Module):
         if self.linearize_cls:
             batch = x.shape[0]
             x = torch.cat([self.cls_anchor.expand(batch, 1, -1), x[:, 1:]], dim=1)
-            cls_dot = deltas["cls_token"].expand(batch, 1, -1)
+            cls_delta = deltas["cls_token"]
+            assert cls_delta is not None  # linearize_cls always trains the CLS token
+            cls_dot = cls_delta.expand(batch, 1, -1)
             xdot = torch.cat([cls_dot, torch.zeros_like(x[:, 1:])], dim=1)
         depth = len(base.blocks)
         for i in range(self.start, depth):

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from privtangent.finetune import FineTuneModel
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, features: Tensor, output: str = "full", batch_size: int = 512) -> Tensor:
+def predict_logits(model: FineTuneModel, features: Tensor, output: str = "full", batch_size: int = 512) -> Tensor:
     """Logits of a fine-tuned model on cached prefix features."""
     was_training = model.training
     model.eval()
@@ -31,7 +33,7 @@ def accuracy_report(logits: Tensor, labels: Tensor, num_classes: int) -> dict:
             "per_class_accuracy": per_class}
 
 
-def evaluate(model: nn.Module, features: Tensor, labels: Tensor, num_classes: int,
+def evaluate(model: FineTuneModel, features: Tensor, labels: Tensor, num_classes: int,
              loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None, output: str = "full") -> dict:
     logits = predict_logits(model, features, output)
     report = accuracy_report(logits, labels, num_classes)

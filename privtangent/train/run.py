@@ -33,15 +33,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from timm.models.vision_transformer import VisionTransformer
+from torch import Tensor
 
 from privtangent.data.dataset import LabeledData
 from privtangent.errors import CheckpointError, ConfigError
 from privtangent.features import FeatureCache
+from privtangent.finetune import FineTuneModel
 from privtangent.io.atomic import atomic_write_json, atomic_write_text
 from privtangent.io.checkpoint import library_versions, load_checkpoint, save_checkpoint
 from privtangent.io.hashing import tensor_hash
 from privtangent.model_card import model_card
+from privtangent.tangent.vit import TangentViT
 from privtangent.threads import torch_threads
 from privtangent.train.config import TrainConfig
 from privtangent.train.trainer import EpochHook, TrainResult, fit, prepare_model
@@ -54,7 +57,7 @@ RUN_FILES = ("model.json", "state.json", "anchor.json", "metrics.json")
 @dataclass
 class RunResult:
     directory: Path
-    model: nn.Module | None
+    model: FineTuneModel | None
     metrics: dict
     manifest: dict
     resumed_from: int  # the epoch the run continued from (0: a fresh run)
@@ -109,29 +112,30 @@ def unpack(obj: Any, tensors: dict[str, Tensor]) -> Any:
 
 # -- what a run is: its fingerprint -------------------------------------------------------------
 
-def anchor_state(model: nn.Module) -> dict[str, Tensor]:
+def anchor_state(model: FineTuneModel) -> dict[str, Tensor]:
     """The linearization point of a fine-tuning model (its linearized part before training).
 
     For a ``TangentViT`` this is ``anchor_state_dict()``; for a ``NonLinearViT`` the same
     modules' weights (call it before training) and its fresh CLS token as ``cls_anchor``.
     """
-    if hasattr(model, "anchor_state_dict"):
+    if isinstance(model, TangentViT):
         return model.anchor_state_dict()
     depth = len(model.base.blocks)
     prefixes = tuple(f"{p}." for p in [f"blocks.{i}" for i in range(model.start, depth)] + ["norm", "fc_norm", "head"])
     state = {k: v.detach().clone() for k, v in model.base.state_dict().items() if k.startswith(prefixes)}
-    if getattr(model, "cls_token", None) is not None:
+    if model.cls_token is not None:
         state["cls_anchor"] = model.cls_token.detach().clone()
     return state
 
 
-def load_anchor(model: nn.Module, anchor: dict[str, Tensor]) -> None:
+def load_anchor(model: FineTuneModel, anchor: dict[str, Tensor]) -> None:
     """Put a stored linearization point into a freshly prepared model."""
     own = model.base.state_dict()
     with torch.no_grad():
         for name, value in anchor.items():
-            if name == "cls_anchor":
-                target = model.cls_anchor if hasattr(model, "cls_anchor") else getattr(model, "cls_token", None)
+            target: Tensor | None
+            if name == "cls_anchor":  # a TangentViT has its buffer only when it linearizes the CLS token
+                target = getattr(model, "cls_anchor", None) if isinstance(model, TangentViT) else model.cls_token
             else:
                 target = own.get(name)
             if target is None or tuple(target.shape) != tuple(value.shape):
@@ -152,7 +156,7 @@ def has_run(directory: str | Path) -> bool:
 
 # -- the run ------------------------------------------------------------------------------------
 
-def train_run(base: nn.Module, train: LabeledData, config: TrainConfig, out: str | Path, *,
+def train_run(base: VisionTransformer, train: LabeledData, config: TrainConfig, out: str | Path, *,
               test: LabeledData | None = None, base_record: dict[str, Any] | None = None,
               data_extra: dict[str, Any] | None = None, cache: FeatureCache | None = None,
               progress: bool = True, resume: bool = False, threads: int | None = None,
@@ -176,7 +180,7 @@ def train_run(base: nn.Module, train: LabeledData, config: TrainConfig, out: str
         base_sha = tensor_hash(base.state_dict())
         model = prepare_model(base, train.num_classes, config)  # validates blocks / regime against the model
         anchor = anchor_state(model)
-        fingerprint = {
+        fingerprint: dict[str, Any] = {
             "config": config.to_dict(),
             "base_sha256": base_sha,
             "train_sha256": train.content_hash(),
@@ -215,7 +219,7 @@ def train_run(base: nn.Module, train: LabeledData, config: TrainConfig, out: str
     return RunResult(out, result.model, metrics, manifest, resumed_from)
 
 
-def run_manifest(model: nn.Module, config: TrainConfig, base_record: dict[str, Any] | None, base_sha: str,
+def run_manifest(model: FineTuneModel, config: TrainConfig, base_record: dict[str, Any] | None, base_sha: str,
                  train: LabeledData, test: LabeledData | None, data_extra: dict[str, Any] | None,
                  anchor_sha256: str, metrics: dict[str, Any]) -> dict[str, Any]:
     """What ``model.json`` says of any trained model: the base, the config, the data, the anchor."""
@@ -235,7 +239,7 @@ def run_manifest(model: nn.Module, config: TrainConfig, base_record: dict[str, A
     }
 
 
-def save_model_dir(out: Path, model: nn.Module, manifest: dict[str, Any], anchor: dict[str, Tensor],
+def save_model_dir(out: Path, model: FineTuneModel, manifest: dict[str, Any], anchor: dict[str, Tensor],
                    metrics: dict[str, Any]) -> dict[str, Any]:
     """The model directory: ``anchor.safetensors`` (the linearization point, when it cannot be
     rebuilt from the base and seeds), ``model.safetensors`` (the trained parameters keyed by the
@@ -261,7 +265,7 @@ def finite_json(obj: Any) -> Any:
     return obj
 
 
-def write_state(out: Path, epoch: int, model: nn.Module, optimizer, scheduler, generator: torch.Generator,
+def write_state(out: Path, epoch: int, model: FineTuneModel, optimizer, scheduler, generator: torch.Generator,
                 history: list[dict], fingerprint: dict) -> Path:
     """Save everything ``fit(state=...)`` needs to continue after ``epoch`` (atomically)."""
     tensors: dict[str, Tensor] = {}
@@ -308,7 +312,7 @@ def read_state(out: str | Path, fingerprint: dict | None = None) -> dict:
             "generator": tensors["generator"], "history": manifest["history"], "threads": manifest.get("threads")}
 
 
-def load_run(directory: str | Path, base: nn.Module) -> tuple[nn.Module, dict]:
+def load_run(directory: str | Path, base: VisionTransformer) -> tuple[FineTuneModel, dict]:
     """The trained model of a finished run, rebuilt on ``base`` and verified; (model, manifest).
 
     Refuses a run whose base model hash, linearization point or weights do not match.

@@ -21,30 +21,31 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from torch import Tensor, nn
+from timm.models.vision_transformer import VisionTransformer
+from torch import Tensor
 
 from privtangent.data.dataset import LabeledData
 from privtangent.device import current_device
 from privtangent.errors import CheckpointError, ConfigError
 from privtangent.features import FeatureCache
-from privtangent.finetune import build_finetune_model
+from privtangent.finetune import FineTuneModel, build_finetune_model
 from privtangent.losses import make_loss
 from privtangent.models.vit import replace_head
 from privtangent.progress import Progress
 from privtangent.train.config import TrainConfig
 from privtangent.train.evaluate import evaluate
 
-EpochHook = Callable[[int, nn.Module, torch.optim.Optimizer, object, torch.Generator, list], None]
+EpochHook = Callable[[int, FineTuneModel, torch.optim.Optimizer, object, torch.Generator, list], None]
 
 
 @dataclass
 class TrainResult:
-    model: nn.Module
+    model: FineTuneModel
     metrics: dict
     history: list[dict] = field(default_factory=list)
 
 
-def prepare_model(base: nn.Module, num_classes: int, config: TrainConfig) -> nn.Module:
+def prepare_model(base: VisionTransformer, num_classes: int, config: TrainConfig) -> FineTuneModel:
     """The model to fine-tune: ``base`` with a fresh head (seeded), tangent or not."""
     task_model = replace_head(copy.deepcopy(base), num_classes, seed=config.seed)
     model = build_finetune_model(task_model, tangent=config.tangent, blocks=config.blocks, regime=config.regime,
@@ -52,7 +53,7 @@ def prepare_model(base: nn.Module, num_classes: int, config: TrainConfig) -> nn.
     return model.to(current_device())
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: FineTuneModel, config: TrainConfig) -> torch.optim.Optimizer:
     params = list(model.trainable_parameters().values())
     if config.tangent:
         return torch.optim.Adam(params, lr=config.lr)
@@ -70,14 +71,14 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones(config.epochs), gamma=0.1)
 
 
-def penalty(model: nn.Module, config: TrainConfig) -> Tensor | float:
+def penalty(model: FineTuneModel, config: TrainConfig) -> Tensor | float:
     """wd·‖Δw‖² for TAFT (squared: the ridge objective the paper writes); 0 for NLFT."""
     if not config.tangent or config.weight_decay == 0:
         return 0.0
     return config.weight_decay * sum(p.pow(2).sum() for p in model.trainable_parameters().values())
 
 
-def objective(model: nn.Module, features: Tensor, labels: Tensor, config: TrainConfig,
+def objective(model: FineTuneModel, features: Tensor, labels: Tensor, config: TrainConfig,
               loss_fn: Callable | None = None) -> Tensor:
     """The training objective on one batch: loss + wd·‖Δw‖² (TAFT), or the loss alone (NLFT)."""
     loss_fn = loss_fn or make_loss(config.loss, config.alpha, config.kappa)
@@ -85,18 +86,19 @@ def objective(model: nn.Module, features: Tensor, labels: Tensor, config: TrainC
 
 
 @torch.no_grad()
-def project(model: nn.Module, radius: float | None) -> None:
+def project(model: FineTuneModel, radius: float | None) -> None:
     """Project the trainable vector onto {‖v‖₂ ≤ radius} (Appendix B)."""
     if radius is None:
         return
     params = list(model.trainable_parameters().values())
-    norm = torch.sqrt(sum(p.pow(2).sum() for p in params))
+    squares = [p.pow(2).sum() for p in params]
+    norm = torch.sqrt(sum(squares[1:], start=squares[0]))
     if norm > radius:
         for p in params:
             p.mul_(radius / norm)
 
 
-def train_epoch(model: nn.Module, features: Tensor, labels: Tensor, config: TrainConfig,
+def train_epoch(model: FineTuneModel, features: Tensor, labels: Tensor, config: TrainConfig,
                 optimizer: torch.optim.Optimizer, loss_fn: Callable, generator: torch.Generator,
                 bar: Progress | None = None) -> dict:
     model.train()
@@ -121,9 +123,9 @@ def train_epoch(model: nn.Module, features: Tensor, labels: Tensor, config: Trai
     return {"train_loss": total / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
 
 
-def fit(base: nn.Module, train: LabeledData, config: TrainConfig, *, test: LabeledData | None = None,
+def fit(base: VisionTransformer, train: LabeledData, config: TrainConfig, *, test: LabeledData | None = None,
         cache: FeatureCache | None = None, progress: bool = True, on_epoch_end: EpochHook | None = None,
-        state: dict | None = None, model: nn.Module | None = None) -> TrainResult:
+        state: dict | None = None, model: FineTuneModel | None = None) -> TrainResult:
     """Fine-tune ``base`` on ``train`` as ``config`` says; evaluate on ``test`` if given.
 
     ``model`` (optional) is the model to train, already built by ``prepare_model(base,

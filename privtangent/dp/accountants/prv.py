@@ -27,6 +27,7 @@ import math
 import warnings
 
 import numpy as np
+from numpy.typing import ArrayLike
 from prv_accountant import PoissonSubsampledGaussianMechanism
 from prv_accountant import PRVAccountant as _PRVComposer
 from prv_accountant.other_accountants import RDP
@@ -59,7 +60,7 @@ class _SharedEdgeMechanism(PoissonSubsampledGaussianMechanism):
     mesh computed from one CDF evaluation per edge (b_i = a_{i+1}) instead of two; this halves
     the cost of the long-double CDF, the largest part of building the PRV."""
 
-    def probability(self, a, b):  # type: ignore[no-untyped-def]
+    def probability(self, a: ArrayLike, b: ArrayLike) -> np.ndarray:
         a, b = np.asarray(a), np.asarray(b)
         if a.ndim == 1 and a.shape == b.shape and a.size > 2:
             cell = abs(b[1] - a[1])

@@ -23,8 +23,8 @@ from privtangent.errors import ConfigError
 SIDES = ("upper", "lower")
 
 
-def gdp_delta(epsilon, mu):  # type: ignore[no-untyped-def]
-    """δ_μ(ε), vectorized in ε.
+def gdp_delta(epsilon, mu):
+    """δ_μ(ε), vectorized in ε (a float for a scalar ε, else an array of ε's shape).
 
     Computed as Φ(a)·(1 − exp(ε + log Φ(b) − log Φ(a))) so that it stays accurate (relative
     error ~1e-15) down to δ ~ 1e-300 and does not overflow for large ε.

@@ -15,6 +15,8 @@ token-pooled ViT, whose output only reads the CLS row, and about N times cheaper
 
 from __future__ import annotations
 
+from typing import overload
+
 from timm.layers import Attention
 from torch import Tensor
 
@@ -41,11 +43,20 @@ def _slice(t: Tangent, start: int, stop: int) -> Tangent:
     return None if t is None else t[start:stop]
 
 
+# _heads and _merge reshape a primal (a tensor) and its tangent (None: zero) alike
+@overload
+def _heads(t: Tensor, batch: int, tokens: int, heads: int, head_dim: int) -> Tensor: ...
+@overload
+def _heads(t: Tangent, batch: int, tokens: int, heads: int, head_dim: int) -> Tangent: ...
 def _heads(t: Tangent, batch: int, tokens: int, heads: int, head_dim: int) -> Tangent:
     """(B, N, H·d) → (B, H, N, d)."""
     return None if t is None else t.reshape(batch, tokens, heads, head_dim).transpose(1, 2)
 
 
+@overload
+def _merge(t: Tensor, batch: int, tokens: int) -> Tensor: ...
+@overload
+def _merge(t: Tangent, batch: int, tokens: int) -> Tangent: ...
 def _merge(t: Tangent, batch: int, tokens: int) -> Tangent:
     """(B, H, N, d) → (B, N, H·d)."""
     return None if t is None else t.transpose(1, 2).reshape(batch, tokens, -1)
@@ -63,7 +74,7 @@ def attention_rule(
 ) -> tuple[Tensor, Tangent]:
     if getattr(m, "gate", None) is not None:
         raise UnsupportedLayerError("gated timm Attention has no tangent rule yet")
-    batch, tokens, _ = x.shape
+    batch, tokens, _embed = x.shape
     heads, head_dim, width = m.num_heads, m.head_dim, m.num_heads * m.head_dim
     qkv = d.child("qkv")
     w, b, dw, db = m.qkv.weight, m.qkv.bias, qkv["weight"], qkv["bias"]
