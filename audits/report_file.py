@@ -90,6 +90,8 @@ def validate(report: Any) -> dict[str, Any]:
     for i, check in enumerate(report["checks"]):
         if not isinstance(check, dict) or check.get("status") not in [s.value for s in Status]:
             raise RunDirectoryError(f"report.json checks[{i}] needs a status PASS, FAIL or SKIP")
+        if not isinstance(check.get("id"), str) or not check["id"]:
+            raise RunDirectoryError(f"report.json checks[{i}] needs an id")
     return report
 
 

@@ -172,7 +172,8 @@ def _dp_statement(run: AuditRun, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def utility_stage(run: AuditRun) -> None:
     r = run.config.regimes
-    train = run.train_data.limit(r.train_limit)
+    train = run.train_data
+    train = train.limit(r.train_limit) if r.train_limit is not None and len(train) > r.train_limit else train
     run.result.add(run_utility_audit(run.model, train=train, test=run.test, regimes=r.regimes,
                                      epsilons=run.config.regime_epsilons, seeds=list(range(r.seeds)),
                                      delta=run.config.privacy.mechanism.delta, train_size=len(train),

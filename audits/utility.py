@@ -261,8 +261,10 @@ def run_utility_audit(
             cells, sigmas = _cells_of_grid(grid, base, cache, progress)
             train, test = load_task(task, "train", limit=train_size), load_task(task, "test", limit=test_size)
         else:
-            train = (train if train is not None else load_task(task, "train")).limit(train_size)
-            test = (test if test is not None else load_task(task, "test")).limit(test_size)
+            train = train if train is not None else load_task(task, "train")
+            test = test if test is not None else load_task(task, "test")
+            train = train.limit(train_size) if len(train) > train_size else train
+            test = test.limit(test_size) if len(test) > test_size else test
             source = "privtangent.experiments.regimes.RegimeGrid.dp_config, trained here (fit_dp per cell)"
             cells, sigmas = _cells_trained_here(grid, base, train, test, regimes, eps_list, seed_list, noise_seed, cache,
                                                 progress)

@@ -82,7 +82,8 @@ def register_report(sub: argparse._SubParsersAction) -> None:
         help="re-render a run directory's compliance report (HTML, PDF, CSV, plots)",
         description="Render RUN_DIR/report.json (written by `privtangent audit`) into report.html "
         "(self-contained), report.pdf, CSV tables and PNG plots, without retraining anything. "
-        "Exit status: 0 rendered, 2 the run directory is missing or corrupt.",
+        "Exit status: 0 rendered and every check passed, 1 rendered and a check failed (the verdict is "
+        "recomputed from the checks), 2 the run directory is missing or corrupt.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by `privtangent audit --out`")
     p.add_argument("--no-pdf", action="store_true", help="skip the PDF")
@@ -90,11 +91,13 @@ def register_report(sub: argparse._SubParsersAction) -> None:
 
 
 def run_report_command(args: argparse.Namespace) -> int:
+    from audits.report_file import read_report_json, report_verdict
     from reports.render import render_run
 
     paths = render_run(args.run_dir, pdf=not args.no_pdf)
-    print(f"wrote {paths['html']}" + (f" and {paths['pdf']}" if "pdf" in paths else ""))
-    return ExitStatus.OK
+    verdict = report_verdict(read_report_json(args.run_dir))
+    print(f"wrote {paths['html']}" + (f" and {paths['pdf']}" if "pdf" in paths else "") + f"; verdict {verdict.value}")
+    return ExitStatus.CHECK_FAILED if verdict.value == "FAIL" else ExitStatus.OK
 
 
 __all__ = ["register_audit", "register_report", "run_audit_command", "run_report_command"]
