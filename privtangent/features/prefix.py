@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -14,9 +16,10 @@ def prefix_state(model: nn.Module, start: int) -> dict[str, Tensor]:
 
 
 def run_prefix(model: nn.Module, start: int, images: Tensor) -> Tensor:
-    """Tokens entering block ``start`` (B, tokens, D), no tangent, no grad."""
+    """Tokens entering block ``start`` (B, tokens, D), no tangent, no grad (timm's forward_features order)."""
+    vit: Any = model  # a timm VisionTransformer: its submodules are not typed as callables
     with torch.no_grad():
-        x = model.norm_pre(model.patch_drop(model._pos_embed(model.patch_embed(images))))
-        for block in model.blocks[:start]:
+        x = vit.norm_pre(vit.patch_drop(vit._pos_embed(vit.patch_embed(images))))
+        for block in vit.blocks[:start]:
             x = block(x)
     return x

@@ -118,7 +118,7 @@ def read_ids(header: FeatureFileHeader) -> Tensor:
     ids = np.empty(header.rows, dtype="<i8")
     fd = os.open(header.path, os.O_RDONLY)
     try:
-        _pread_into(fd, memoryview(ids).cast("B"), header.ids_offset)
+        _pread_into(fd, ids.data.cast("B"), header.ids_offset)
     finally:
         os.close(fd)
     return torch.from_numpy(ids.astype(np.int64, copy=False))
@@ -267,7 +267,7 @@ class DiskFeatures:
             run_ends = np.append(run_starts[1:], len(ordered))
             for first, stop in zip(run_starts.tolist(), run_ends.tolist()):
                 offset = header.features_offset + int(ordered[first]) * header.row_bytes
-                _pread_into(self._fd, memoryview(raw[first:stop]).cast("B"), offset)
+                _pread_into(self._fd, raw[first:stop].data.cast("B"), offset)
         if not np.array_equal(order, np.arange(len(order))):
             out = out[torch.from_numpy(np.argsort(order, kind="stable"))]
         return out.float() if header.dtype != torch.float32 else out
