@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import gc
+import pickle
 
 import numpy as np
 import pytest
@@ -70,6 +71,8 @@ def test_memory_and_disk_features_are_bit_identical_to_the_concatenated_prefix(m
     assert torch.equal(on_disk[-1], reference[-1]) and on_disk[torch.tensor([], dtype=torch.long)].shape == (0, 17, 32)
     with pytest.raises(IndexError):
         on_disk[torch.tensor([45])]
+    view = pickle.loads(pickle.dumps(on_disk.take(np.array([4, 1]))))  # e.g. sent to a worker process
+    assert torch.equal(view[torch.arange(2)], reference[[4, 1]]) and torch.equal(view.ids, data.ids[[4, 1]])
     # the file is a standard safetensors file: IDs, features and metadata readable by the library
     (path,) = (tmp_path / "b").iterdir()
     with safe_open(str(path), "pt") as handle:

@@ -218,6 +218,13 @@ class DiskFeatures:
         self._closer = weakref.finalize(self, os.close, self._fd)
         self._ids: Tensor | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled as (file, rows): another process on the same machine reopens the file."""
+        return {"path": self.path, "rows": self._rows}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"], state["rows"])  # type: ignore[misc]
+
     def __len__(self) -> int:
         return self.header.rows if self._rows is None else len(self._rows)
 
