@@ -2,6 +2,7 @@
 
     python benchmarks/data_scale.py [--sizes 2000,20000] [--root /tmp/privtangent-data-scale]
                                     [--workers 1] [--threads 1] [--memory-mb 0] [--dtype float32]
+                                    [--batch-size 128] [--physical-batch-size 128]
                                     [--old-tree DIR [--old-max 20000]] [--out benchmarks/results/data_scale.md]
 
 Writes Fashion-MNIST classes 5–9 (training split, in file order; past its 30,000 images the same
@@ -22,6 +23,10 @@ Peak RSS is ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` of the child (the deco
 peak is reported apart). Acceptance, each N against the smallest: peak RSS grows ≤ 25 %, and
 seconds per epoch ≤ 1.3 × linear in N (reported in wall-clock and in CPU time: on a shared
 machine the wall clock also measures the other sessions' load).
+
+The DP step runs in physical micro-batches of ``--physical-batch-size``: a logical Poisson batch
+is Binomial(N, q), and over more steps (a larger N at the same q·N) its largest draw grows, so
+without micro-batches a step's peak memory would grow with the number of steps, not with the data.
 
 ``--old-tree DIR`` also runs each N ≤ ``--old-max`` through the eager path of a privtangent
 checkout at DIR (``load_image_folder`` decoding every image into one tensor + ``FeatureCache`` in
@@ -113,7 +118,7 @@ def child(args: argparse.Namespace) -> dict:
         from privtangent.data import load_image_folder
 
         data = load_image_folder(folder, 32, 3)
-        cache = FeatureCache(batch_size=256)
+        cache = FeatureCache(batch_size=args.batch_size)
     else:
         from privtangent.data import open_image_folder
 
@@ -122,7 +127,7 @@ def child(args: argparse.Namespace) -> dict:
         dtype = torch.float16 if args.dtype == "float16" else torch.float32
         cache_dir = args.root / "cache" / f"n{args.child}-{args.dtype}"
         shutil.rmtree(cache_dir, ignore_errors=True)  # measure the computation, not an earlier run's file
-        cache = FeatureCache(cache_dir, batch_size=256,
+        cache = FeatureCache(cache_dir, batch_size=args.batch_size,
                              memory_bytes=args.memory_mb << 20, dtype=dtype, num_workers=args.workers)
     row["open_seconds"] = time.perf_counter() - start
     row["rss_after_open_mb"] = peak_rss_mb()
@@ -134,7 +139,8 @@ def child(args: argparse.Namespace) -> dict:
     row["rss_after_features_mb"] = peak_rss_mb()
     del feats
     config = DPConfig(tangent=True, blocks=1, regime="full", epochs=1, sample_rate=min(1.0, EXPECTED_BATCH / len(data)),
-                      noise_multiplier=1.0, target_epsilon=None, max_grad_norm=1.0, noise_seed=0)
+                      noise_multiplier=1.0, target_epsilon=None, max_grad_norm=1.0, noise_seed=0,
+                      physical_batch_size=args.physical_batch_size)
     cpu_start, step_cpu = time.process_time(), []
     result = fit_dp(model, data, config, cache=cache, progress=False,
                     on_step=lambda _: step_cpu.append(time.process_time()))
@@ -162,7 +168,8 @@ def read_pass(features, sample_rate: float, steps: int) -> dict:
 def run_child(args: argparse.Namespace, n: int, path: str, tree: Path) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(n), "--path", path, "--root", str(args.root),
                "--workers", str(args.workers), "--threads", str(args.threads), "--memory-mb", str(args.memory_mb),
-               "--dtype", args.dtype]
+               "--dtype", args.dtype, "--batch-size", str(args.batch_size),
+               "--physical-batch-size", str(args.physical_batch_size)]
     env = {**os.environ, "PYTHONPATH": str(tree), "PRIVTANGENT_PROGRESS": "0"}
     print("$", " ".join(command), f"(PYTHONPATH={tree})", flush=True)
     done = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -200,7 +207,8 @@ def write_report(rows: list[dict], args: argparse.Namespace, command: str, load:
         f"Command: `{command}`  ",
         f"Date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}; {platform.node()}, "
         f"{os.cpu_count()} CPUs, load average before {load[0]:.2f}; torch threads {args.threads}, "
-        f"decoding workers {args.workers}, in-memory feature budget {args.memory_mb} MiB, stored {args.dtype}.", "",
+        f"decoding workers {args.workers}, in-memory feature budget {args.memory_mb} MiB, stored {args.dtype}; "
+        f"prefix batch {args.batch_size}, DP physical batch {args.physical_batch_size}.", "",
         "Model: vit_small width (embed 384, 6 heads), depth 4, patch 4, 32×32 RGB, random init; prefix = blocks 0–2 "
         "(features 65 tokens × 384 per image); one epoch of Poisson DP-SGD (q = 256/N, σ = 1, C = 1) on the tangent "
         "model's last block via `fit_dp`. Data: Fashion-MNIST 5–9 written as PNG folders (past 30,000 images the "
@@ -241,6 +249,9 @@ def main() -> None:
     parser.add_argument("--memory-mb", type=int, default=0,
                         help="in-memory feature budget (default 0: every batch is read from disk)")
     parser.add_argument("--dtype", choices=["float32", "float16"], default="float32")
+    parser.add_argument("--batch-size", type=int, default=128, help="images per prefix pass (default 128)")
+    parser.add_argument("--physical-batch-size", type=int, default=128,
+                        help="DP-SGD micro-batch (default 128): bounds a step's memory whatever the Poisson batch")
     parser.add_argument("--old-tree", type=Path, default=None, help="also run the eager path of this checkout")
     parser.add_argument("--old-max", type=int, default=20000,
                         help="largest N for the old path (default 20000: it holds every feature in RAM)")

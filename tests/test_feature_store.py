@@ -189,17 +189,20 @@ def test_leftover_temporary_and_truncated_files_are_never_trusted(model, tmp_pat
     data = make_data(12)
     cache = FeatureCache(tmp_path, memory_bytes=0)
     key = cache.key(model, START, data)
-    # a crashed writer (a process that no longer exists) left its temporary file
+    # crashed writers (processes that no longer exist) left temporary files, for this key and another
     leftover = tmp_path / f".{key}.safetensors.999999999.abcd1234.tmp"
-    leftover.write_bytes(b"\0" * 100)
+    other = tmp_path / f".{'0' * 32}.safetensors.999999999.abcd1234.tmp"
+    for path in (leftover, other):
+        path.write_bytes(b"\0" * 100)
     feats = cache.features(model, START, data)
     assert cache.misses == 1 and feats.path.name == f"{key}.safetensors" and len(cache.stored_sets()) == 1
+    assert not leftover.exists() and other.exists()  # computing a key clears its own dead leftovers
     reference = feats[torch.arange(12)]
     # a truncated final file (a disk error, a copy cut short) is recomputed and replaced
     feats.path.write_bytes(feats.path.read_bytes()[:-100])
     again = FeatureCache(tmp_path, memory_bytes=0)
     assert torch.equal(again.features(model, START, data)[torch.arange(12)], reference) and again.misses == 1
-    assert again.purge_ids([12345]) == [leftover] and not leftover.exists()
+    assert again.purge_ids([12345]) == [other] and not other.exists()
 
 
 def test_an_interrupted_computation_leaves_no_file(model, tmp_path):

@@ -107,6 +107,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def remove_dead_temporaries(folder: Path, key: str | None = None) -> list[Path]:
+    """Delete temporary feature files (of ``key``, or of any key) whose writing process has died."""
+    removed = []
+    for path in sorted(folder.glob(f".{key or '*'}{SUFFIX}.*.tmp")):
+        temp = _TEMP_FILE.match(path.name)
+        if temp is not None and not _pid_alive(int(temp.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 class FeatureCache:
     """Cache of prefix features keyed by (prefix weights, start block, data content).
 
@@ -264,6 +275,7 @@ class FeatureCache:
                         memory = torch.empty((n, *batch.shape[1:]), dtype=torch.float32) if fits else None
                         folder = self.directory or (None if fits else self._spill_folder())
                         if folder is not None:
+                            remove_dead_temporaries(folder, key)
                             writer = FeatureFileWriter(folder / f"{key}{SUFFIX}", data.ids, self.dtype, {
                                 "key": key, "start": start, "data": data.name,
                                 "content_sha256": data.content_hash(), "purged_rows": 0})
@@ -326,13 +338,9 @@ class FeatureCache:
             del self._memory[key]
         changed = []
         for folder in self._folders():
-            for path in sorted(folder.iterdir()):
-                temp = _TEMP_FILE.match(path.name)
-                if temp is not None and not _pid_alive(int(temp.group(1))):
-                    path.unlink(missing_ok=True)
-                    changed.append(path)
-                elif _CACHE_FILE.match(path.name) and self._purge_file(path, wanted):
-                    changed.append(path)
+            changed += remove_dead_temporaries(folder)
+            changed += [path for path in sorted(folder.iterdir())
+                        if _CACHE_FILE.match(path.name) and self._purge_file(path, wanted)]
         return changed
 
     @staticmethod
