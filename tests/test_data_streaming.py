@@ -5,8 +5,9 @@
 - pixels are timm's evaluation transform for the model (``resolve_data_config`` with the model's
   own input shape) unless the caller overrides mean/std; batches streamed by worker processes
   equal the eager ``materialize()`` and the transform applied file by file;
-- a truncated or corrupt file is a ``DataError`` naming it; an empty class folder is a
-  ``DataError`` naming it, or listed in ``empty_classes`` when allowed;
+- a truncated or corrupt file is a ``DataError`` naming it; an empty class folder is listed in
+  ``empty_classes`` for the caller to report (a ``DataError`` naming it with
+  ``allow_empty_classes=False``); a test split's unknown class folders in ``ignored_classes``;
 - views (subset/limit/select_ids) stay lazy; the content hash covers file bytes and transform.
 """
 
@@ -134,9 +135,10 @@ def test_empty_class_folder_is_reported(tmp_path, rgb_model):
     (root / "c").mkdir()
     (root / "c" / "notes.txt").write_text("not an image")
     with pytest.raises(DataError, match=r"\['c'\] contain no images"):
-        open_image_folder(root, model=rgb_model)
-    allowed = open_image_folder(root, model=rgb_model, allow_empty_classes=True)
+        open_image_folder(root, model=rgb_model, allow_empty_classes=False)
+    allowed = open_image_folder(root, model=rgb_model)
     assert allowed.classes == ["a", "b", "c"] and allowed.empty_classes == ["c"] and len(allowed) == 4
+    assert allowed.limit(2).empty_classes == ["c"]  # views keep what the folder held
     with pytest.raises(DataError, match="no class sub-folders"):
         open_image_folder(tmp_path / "train" / "c", model=rgb_model)
     with pytest.raises(DataError, match="does not exist"):
@@ -146,11 +148,12 @@ def test_empty_class_folder_is_reported(tmp_path, rgb_model):
 def test_test_split_uses_the_train_classes(tmp_path, rgb_model):
     train = open_image_folder(write_folder(tmp_path / "train", {"a": 2, "b": 2, "c": 1}), model=rgb_model)
     test_root = write_folder(tmp_path / "test", {"b": 2, "c": 1})
-    test = open_image_folder(test_root, model=rgb_model, classes=train.classes, allow_empty_classes=True)
+    test = open_image_folder(test_root, model=rgb_model, classes=train.classes)
     assert test.classes == ["a", "b", "c"] and test.labels.tolist() == [1, 1, 2] and test.empty_classes == ["a"]
-    write_folder(test_root, {"zebra": 1})
-    with pytest.raises(DataError, match="zebra"):
-        open_image_folder(test_root, model=rgb_model, classes=train.classes, allow_empty_classes=True)
+    assert test.ignored_classes == []
+    write_folder(test_root, {"zebra": 1})  # a class the training split lacks: its files are left out, and named
+    with_zebra = open_image_folder(test_root, model=rgb_model, classes=train.classes)
+    assert with_zebra.ignored_classes == ["zebra"] and torch.equal(with_zebra.ids, test.ids)
 
 
 def test_views_stay_lazy_and_hash_what_they_hold(tmp_path, rgb_model):

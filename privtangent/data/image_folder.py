@@ -90,17 +90,21 @@ class ImageFolderData:
 
     Same interface as ``LabeledData`` except ``.images``: ``labels``, ``ids``, ``classes``, ``name``,
     ``len()``, ``subset`` / ``limit`` / ``select_ids`` (lazy views), ``content_hash``,
-    ``iter_images`` and ``materialize``. ``empty_classes`` names class folders without images
-    (only possible when opened with ``allow_empty_classes=True``).
+    ``iter_images`` and ``materialize``. ``empty_classes`` names the classes without images (a
+    training split with one cannot teach the model that class: the caller reports it);
+    ``ignored_classes`` names sub-folders outside ``classes`` (a test split's classes that the
+    training split lacks), whose files are not part of the data.
     """
 
     def __init__(self, root: Path, files: np.ndarray, labels: Tensor, classes: list[str], name: str,
                  transform: ImageTransform, empty_classes: list[str] | None = None,
-                 source: ImageFolderData | None = None, ids: Tensor | None = None) -> None:
+                 ignored_classes: list[str] | None = None, source: ImageFolderData | None = None,
+                 ids: Tensor | None = None) -> None:
         self.root, self.files, self.labels = root, files, labels
         self.ids = ids if ids is not None else torch.tensor([path_id(rel) for rel in files], dtype=torch.int64)
         self.classes, self.name, self.transform = list(classes), name, transform
         self.empty_classes = list(empty_classes or [])
+        self.ignored_classes = list(ignored_classes or [])
         self._source = source
         self._hash: str | None = None
         if len(self.files) != len(self.labels):
@@ -133,8 +137,8 @@ class ImageFolderData:
         rows = torch.as_tensor(index)
         rows = rows.nonzero().flatten() if rows.dtype == torch.bool else rows.long().reshape(-1)
         return ImageFolderData(self.root, self.files[rows.numpy()], self.labels[rows], self.classes,
-                               name or self.name, self.transform, self.empty_classes, self._source or self,
-                               ids=self.ids[rows])
+                               name or self.name, self.transform, self.empty_classes, self.ignored_classes,
+                               self._source or self, ids=self.ids[rows])
 
     def limit(self, n: int | None) -> ImageFolderData:
         """The first ``n`` samples (all when ``n`` is None)."""
@@ -199,8 +203,9 @@ class ImageFolderData:
         return LabeledData(images, self.labels.clone(), self.ids.clone(), list(self.classes), self.name)
 
 
-def list_image_folder(root: Path, classes: list[str] | None) -> tuple[list[str], list[str], list[int], list[str]]:
-    """(classes, relative paths, labels, empty classes) of an image folder, in a fixed order."""
+def list_image_folder(root: Path, classes: list[str] | None
+                      ) -> tuple[list[str], list[str], list[int], list[str], list[str]]:
+    """(classes, relative paths, labels, empty classes, ignored sub-folders) of an image folder, in a fixed order."""
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist")
     found = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
@@ -208,11 +213,7 @@ def list_image_folder(root: Path, classes: list[str] | None) -> tuple[list[str],
         classes = found
         if not classes:
             raise DataError(f"image folder {root} has no class sub-folders")
-    else:
-        unknown = sorted(set(found) - set(classes))
-        if unknown:
-            raise DataError(f"image folder {root} has class folders {unknown} that are not among the "
-                            f"classes {list(classes)} (those of the training split)")
+    ignored = sorted(set(found) - set(classes))
     class_to_idx = {name: i for i, name in enumerate(classes)}
     samples = make_dataset(str(root), class_to_idx, extensions=EXTENSIONS, allow_empty=True)
     samples.sort(key=lambda item: item[1])  # by label, then path (make_dataset orders by class name)
@@ -220,37 +221,38 @@ def list_image_folder(root: Path, classes: list[str] | None) -> tuple[list[str],
     labels = [label for _, label in samples]
     present = set(labels)
     empty = [name for i, name in enumerate(classes) if i not in present]
-    return list(classes), files, labels, empty
+    return list(classes), files, labels, empty, ignored
 
 
 def open_image_folder(root: str | Path, img_size: int | None = None, in_chans: int | None = None,
                       mean: float | Sequence[float] | None = None, std: float | Sequence[float] | None = None,
                       classes: list[str] | None = None, *, model: nn.Module | None = None,
-                      allow_empty_classes: bool = False) -> ImageFolderData:
+                      allow_empty_classes: bool = True) -> ImageFolderData:
     """The image folder ``root/<class>/...`` as a lazy ``ImageFolderData`` (no image is decoded here).
 
     Pixels come from timm's evaluation transform for ``model`` (``resolve_transform``); without a
     model, ``img_size`` and ``in_chans`` are required. ``mean`` / ``std`` override the normalization.
-    ``classes``: the class names in label order (the train split's, for a test split).
-    A class folder without images is a ``DataError`` naming it, unless ``allow_empty_classes``
-    (then it is listed in ``.empty_classes``).
+    ``classes``: the class names in label order (the train split's, for a test split); other
+    sub-folders are listed in ``.ignored_classes``. Classes without images are listed in
+    ``.empty_classes`` for the caller to report, or are a ``DataError`` naming them when
+    ``allow_empty_classes=False``. A folder without any image is a ``DataError``.
     """
     root = Path(root)
     transform = resolve_transform(model, img_size=img_size, in_chans=in_chans, mean=mean, std=std)
-    classes, files, labels, empty = list_image_folder(root, classes)
+    classes, files, labels, empty, ignored = list_image_folder(root, classes)
     if not files:
         raise DataError(f"image folder {root} contains no images ({', '.join(EXTENSIONS)})")
     if empty and not allow_empty_classes:
         raise DataError(f"image folder {root}: class folder(s) {empty} contain no images "
                         f"({', '.join(EXTENSIONS)}); add images or remove the folder")
     return ImageFolderData(root, np.array(files, dtype=object), torch.tensor(labels, dtype=torch.int64), classes,
-                           f"folder:{root.name}", transform, empty)
+                           f"folder:{root.name}", transform, empty, ignored)
 
 
 def load_image_folder(root: str | Path, img_size: int | None = None, in_chans: int | None = None,
                       mean: float | Sequence[float] | None = None, std: float | Sequence[float] | None = None,
                       classes: list[str] | None = None, *, model: nn.Module | None = None,
-                      allow_empty_classes: bool = False, num_workers: int = 0) -> LabeledData:
+                      allow_empty_classes: bool = True, num_workers: int = 0) -> LabeledData:
     """The image folder with every image decoded into memory (``open_image_folder(...).materialize()``)."""
     folder = open_image_folder(root, img_size, in_chans, mean, std, classes, model=model,
                                allow_empty_classes=allow_empty_classes)
