@@ -262,12 +262,13 @@ class FeatureCache:
         memory: Tensor | None = None
         writer: FeatureFileWriter | None = None
         was_training = model.training
+        device = next(model.parameters()).device  # the prefix runs where the model is; features live on the CPU
         model.eval()
         try:
             with tqdm(total=math.ceil(n / self.batch_size), desc=f"caching features of {data.name}",
                       disable=not progress, unit="batch") as bar:
                 for images, rows in data.iter_images(self.batch_size, self.num_workers):
-                    batch = run_prefix(model, start, images)
+                    batch = run_prefix(model, start, images.to(device)).cpu()
                     if self.dtype != torch.float32:
                         batch = batch.to(self.dtype)  # what the file holds, and so what every read returns
                     if memory is None and writer is None:  # first batch: now the row size is known
