@@ -69,7 +69,7 @@ def make_population(data: LabeledData, size: int, num_canaries: int = 0, seed: i
         raise ConfigError(f"{data.name}: canaries need at least 2 classes")
     generator = torch.Generator().manual_seed(int(seed))
     index = torch.randperm(len(data), generator=generator)[:size]
-    chosen = data.subset(index)
+    chosen = data.subset(index).materialize()  # a small population: its pixels in memory
     is_canary = torch.zeros(size, dtype=torch.bool)
     is_canary[:num_canaries] = True
     labels = chosen.labels.clone()
@@ -121,7 +121,7 @@ class PopulationFeatureCache(FeatureCache):
         for u, (universe, position) in enumerate(zip(self.universes, self._positions)):
             if ids and all(int(i) in position for i in ids):
                 rows = torch.tensor([position[int(i)] for i in ids], dtype=torch.long)
-                if torch.equal(universe.images[rows], data.images):
+                if isinstance(data, LabeledData) and torch.equal(universe.images[rows], data.images):
                     return u, rows
         return None
 

@@ -5,28 +5,26 @@
   a checkpoint without a name is the embedded default's architecture with those weights). Its
   record (for manifests and reports) is derived from what was actually loaded.
 - ``load_data``: a named task of the embedded default, or image folders resized to the model's
-  input; ``train_limit`` / ``test_limit`` keep a seeded random subset (never the first N: image
-  folders are sorted by class, and the first N would drop classes).
+  input (streamed, with timm's evaluation transform); ``train_limit`` / ``test_limit`` keep a
+  seeded random subset (never the first N: image folders are sorted by class, and the first N
+  would drop classes).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
 from privtangent.config.schema import DataSpec, ModelSpec
-from privtangent.data.dataset import LabeledData
-from privtangent.data.image_folder import EXTENSIONS, load_image_folder
+from privtangent.data.dataset import ImageData
+from privtangent.data.image_folder import open_image_folder
 from privtangent.data.tasks import load_task
-from privtangent.errors import ConfigError, DataError
+from privtangent.errors import ConfigError
 from privtangent.io.hashing import sha256_file, tensor_hash
 from privtangent.models.pretrain import DEFAULT_MODEL, pretrained_base
 from privtangent.models.vit import build_vit, load_checkpoint
-
-DEFAULT_NORMALIZATION = 0.5  # image folders: (x − 0.5) / 0.5 unless data.mean / data.std say otherwise
 
 
 def load_base(spec: ModelSpec, *, progress: bool = True,
@@ -72,7 +70,7 @@ def expected_input(model: VisionTransformer) -> tuple[int, int, int]:
     return int(embed.proj.in_channels), int(size[0]), int(size[1])
 
 
-def random_subset(data: LabeledData, limit: int | None, seed: int) -> LabeledData:
+def random_subset(data: ImageData, limit: int | None, seed: int) -> ImageData:
     """``limit`` samples of ``data`` drawn at random (seeded), kept in their original order."""
     if limit is None or limit >= len(data):
         return data
@@ -80,45 +78,36 @@ def random_subset(data: LabeledData, limit: int | None, seed: int) -> LabeledDat
     return data.subset(torch.sort(order).values, f"{data.name}[{limit}]")
 
 
-def folder_classes(root: str | Path) -> dict[str, int]:
-    """Class sub-folder → number of image files in it (what a folder holds, before loading)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist")
-    return {d.name: sum(1 for f in d.rglob("*") if f.suffix.lower() in EXTENSIONS)
-            for d in sorted(root.iterdir()) if d.is_dir()}
-
-
-def load_data(spec: DataSpec, model: VisionTransformer, *,
-              seed: int = 0) -> tuple[LabeledData, LabeledData, dict[str, Any]]:
+def load_data(spec: DataSpec, model: VisionTransformer, *, seed: int = 0) -> tuple[ImageData, ImageData, dict[str, Any]]:
     """(train, test, record): the task or image folders of ``spec``, shaped for ``model``.
 
-    The record says what was loaded: the source, the classes found in each folder (empty class
-    folders, test-only classes), and the subset rule."""
+    Image folders stream (``open_image_folder``: nothing is decoded until a batch is read), with
+    timm's evaluation transform for the model unless ``data.mean`` / ``data.std`` override the
+    normalization. The record says what was loaded: the source, the transform, empty class
+    folders, test-only class folders (which the model cannot predict), and the subset rule."""
     chans, height, width = expected_input(model)
     if spec.folders:
         assert spec.train is not None and spec.test is not None
-        mean = spec.mean if spec.mean is not None else DEFAULT_NORMALIZATION
-        std = spec.std if spec.std is not None else DEFAULT_NORMALIZATION
-        norm = {"mean": mean, "std": std}
-        train_found, test_found = folder_classes(spec.train), folder_classes(spec.test)
-        train = load_image_folder(spec.train, height, chans, mean=mean, std=std)
-        test = load_image_folder(spec.test, height, chans, classes=train.classes, mean=mean, std=std)
+        train = open_image_folder(spec.train, mean=spec.mean, std=spec.std, model=model)
+        test = open_image_folder(spec.test, mean=spec.mean, std=spec.std, classes=train.classes, model=model)
         record: dict[str, Any] = {
-            "train_folder": spec.train, "test_folder": spec.test, **norm,
-            "description": f"image folders {spec.train} (train) and {spec.test} (test), resized to {height}×{width}",
-            "empty_classes": sorted(c for c, n in train_found.items() if n == 0),
-            "test_only_classes": sorted(c for c, n in test_found.items() if n and c not in train_found)}
+            "train_folder": spec.train, "test_folder": spec.test, "mean": spec.mean, "std": spec.std,
+            "transform": train.transform.describe(),
+            "description": f"image folders {spec.train} (train) and {spec.test} (test), {height}×{width} "
+                           f"({train.transform.mode})",
+            "empty_classes": sorted(set(train.empty_classes)),
+            "test_only_classes": sorted(test.ignored_classes)}
     else:
         train, test = load_task(spec.task, "train"), load_task(spec.task, "test")
         record = {"task": spec.task, "description": f"the embedded default's task {spec.task}"}
-    shape = tuple(train.images.shape[1:])
-    if shape != (chans, height, width):
-        raise ConfigError(f"data: {train.name} has {shape[0]}×{shape[1]}×{shape[2]} images, but the model takes "
-                          f"{chans}×{height}×{width}; choose a model built for this data (model.kwargs img_size/in_chans)")
+        shape = tuple(train.images.shape[1:])
+        if shape != (chans, height, width):
+            raise ConfigError(f"data: {train.name} has {shape[0]}×{shape[1]}×{shape[2]} images, but the model takes "
+                              f"{chans}×{height}×{width}; choose a model built for this data "
+                              "(model.kwargs img_size/in_chans)")
     record.update({"limit": spec.train_limit, "test_limit": spec.test_limit,
                    "subset": "seeded random subset" if spec.train_limit or spec.test_limit else "all samples"})
     return random_subset(train, spec.train_limit, seed), random_subset(test, spec.test_limit, seed + 1), record
 
 
-__all__ = ["DEFAULT_NORMALIZATION", "expected_input", "load_base", "load_data", "random_subset"]
+__all__ = ["expected_input", "load_base", "load_data", "random_subset"]

@@ -122,10 +122,10 @@ def build_unlearning_scenario(
     generator = torch.Generator().manual_seed(int(seed) + 101)
     order = torch.randperm(len(train), generator=generator)
     pool = num_forget + num_never_seen  # the canary pool: forgotten and never-seen are a random split of it
-    canaries = _relabel(train.subset(order[:pool]), torch.ones(pool, dtype=torch.bool), generator)
+    canaries = _relabel(train.subset(order[:pool]).materialize(), torch.ones(pool, dtype=torch.bool), generator)
     forget_ids = sorted(canaries.ids[:num_forget].tolist())
     never_seen = canaries.subset(torch.arange(num_forget, pool), f"{train.name} (never-seen canaries)")
-    rest = train.subset(order[pool:pool + data_size - num_forget])
+    rest = train.subset(order[pool:pool + data_size - num_forget]).materialize()
     data = concat(canaries.subset(torch.arange(num_forget)), rest, f"{train.name} (unlearning audit, {data_size})")
     shard_map = from_assignment(data, _shards_with(forget_ids, rest.ids.tolist(), num_shards, data_size), seed)
     model_dir = Path(run_dir) / "sharded-model"

@@ -39,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _data(args: argparse.Namespace, manifest: dict, base) -> object:
-    from privtangent.data.image_folder import load_image_folder
-    from privtangent.inputs import expected_input, random_subset
+    from privtangent.data.image_folder import open_image_folder
+    from privtangent.inputs import random_subset
     from privtangent.release import data_spec, training_data
 
     if args.limit is not None and args.limit < 1:
@@ -50,10 +50,8 @@ def _data(args: argparse.Namespace, manifest: dict, base) -> object:
         return random_subset(test, args.limit, 0) if args.limit else test
     classes = manifest["data"]["train"]["classes"]
     if Path(args.data).is_dir():
-        chans, height, _ = expected_input(base)
-        spec = data_spec(manifest)
-        norm = {"mean": spec.mean if spec.mean is not None else 0.5, "std": spec.std if spec.std is not None else 0.5}
-        data = load_image_folder(args.data, height, chans, classes=classes, **norm)
+        spec = data_spec(manifest)  # the training run's normalization (timm's, unless it was overridden)
+        data = open_image_folder(args.data, mean=spec.mean, std=spec.std, classes=classes, model=base)
     elif args.data in TASKS:
         from privtangent.data.tasks import load_task
 
