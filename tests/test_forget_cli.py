@@ -156,3 +156,48 @@ def test_a_process_that_dies_after_the_switch_is_rolled_forward(model, near_smal
     forget(twin, target, "retrain", data=near_small[0], cache_dir=cache)
     assert tensor_hash(reopened.served()[0]) == tensor_hash(twin.served()[0])
     assert main(["shards", "verify", str(m.directory)]) == 0
+
+
+def _rows_of(ids: set[int], roots: list[Path]) -> list[str]:
+    """Every file under ``roots`` (safetensors with an ``ids`` tensor, CSV with an ``id`` column)
+    that holds a row of ``ids`` — scanned independently of the purge code."""
+    import csv
+
+    from safetensors import safe_open
+
+    held = []
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.suffix == ".safetensors":
+                with safe_open(str(path), framework="pt") as f:
+                    if "ids" in f.keys() and ids & set(f.get_tensor("ids").tolist()):
+                        held.append(str(path))
+            elif path.suffix == ".csv":
+                rows = list(csv.DictReader(path.open()))
+                if rows and "id" in rows[0] and ids & {int(r["id"]) for r in rows}:
+                    held.append(str(path))
+    return held
+
+
+def test_forget_purges_every_derived_row_and_verify_catches_one_put_back(model, near_small, tmp_path, capsys):
+    from privtangent.features import FeatureCache
+    from privtangent.shards.sharding import shard_data
+
+    m, cache = model
+    ids = m.shard_map.shards[0][:3]
+    feature_files = [p for p in cache.rglob("*") if p.is_file()]
+    assert feature_files and _rows_of(set(ids), [cache])  # the prefix features of the forgotten samples are cached
+    table = m.directory / "predictions.csv"  # a per-sample table someone wrote next to the model
+    table.write_text("id,label\n" + "".join(f"{i},0\n" for i in m.shard_map.shards[0][:6]))
+    assert forget_cli(m, "--ids", ",".join(map(str, ids)), cache=cache) == 0
+    assert _rows_of(set(ids), [cache, m.directory]) == []
+    assert len(table.read_text().splitlines()) == 1 + 3  # the other samples' rows are kept
+    assert main(["shards", "verify", str(m.directory)]) == 0
+    commit = [json.loads(line) for line in (m.directory / "ledger.jsonl").read_text().splitlines()][-1]
+    assert any(r["file"] == "predictions.csv" for r in commit["purged"])
+    capsys.readouterr()
+    # Put one forgotten sample's features back into the cache: verify must notice.
+    FeatureCache(cache).features(m.load_base(), m.spec["start_block"], shard_data(near_small[0], ids[:1], "leak"))
+    assert _rows_of({ids[0]}, [cache])
+    assert main(["shards", "verify", str(m.directory)]) == 1
+    assert "still hold data derived from forgotten samples" in capsys.readouterr().out

@@ -36,7 +36,7 @@ def summary_of(page: str) -> str:
 def test_verdict_is_recomputed_from_the_checks_not_read_from_the_file(tmp_path):
     run = make_run(tmp_path / "run", fail=True, stored_verdict="PASS")  # the file contradicts its own checks
     assert json.loads((run / "report.json").read_text())["verdict"] == "PASS"
-    assert main(["report", str(run), "--no-pdf"]) == 0
+    assert main(["report", str(run), "--no-pdf"]) == 1  # exit 1: the recomputed verdict is FAIL
     page = (run / "report.html").read_text()
     assert "Verdict: FAIL" in page and "Verdict: PASS" not in page and "verdict fail" in page
     assert "records the verdict PASS" in page  # the contradiction is pointed out

@@ -52,6 +52,7 @@ from privtangent.paths import feature_cache_dir
 from privtangent.shards.compose import compose
 from privtangent.shards.executors import BaseSpec, SerialExecutor, ShardJob, ShardOutput, ids_hash
 from privtangent.shards.ledger import Ledger
+from privtangent.shards.purge import record_feature_dir
 from privtangent.train.config import TrainConfig
 from privtangent.train.evaluate import evaluate
 from privtangent.train.trainer import prepare_model
@@ -445,6 +446,7 @@ class ShardedModel:
         """One job per shard: its samples minus ``exclude``."""
         drop = {int(i) for i in exclude}
         cache = str(cache_dir or feature_cache_dir())
+        record_feature_dir(self.directory, cache)  # a forget request purges this cache's rows too
         out = []
         for k in shards:
             ids = [i for i in self.shard_map.shards[k] if i not in drop]

@@ -56,6 +56,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from privtangent.data.dataset import LabeledData
@@ -65,6 +66,7 @@ from privtangent.io.checkpoint import load_checkpoint, save_checkpoint
 from privtangent.io.hashing import sha256_bytes, sha256_file, tensor_hash
 from privtangent.shards.executors import ids_hash
 from privtangent.shards.ledger import LedgerError
+from privtangent.shards.purge import derived_holding, purge_derived
 from privtangent.shards.sharding import ShardedModel, UnknownIDsError, checkpoint_name
 
 MODES = ("remove", "retrain")
@@ -264,6 +266,7 @@ def _apply(model: ShardedModel, pending: dict[str, Any], data: LabeledData | Non
     save_checkpoint(model.directory, composed, {"kind": "composed-tangent-delta", "state": new_state}, name="model")
     fault("after-switch")
     collect_garbage(model)
+    pending["purged"] = purge_derived(model.directory, forgotten_ids(new_state))  # idempotent on a replay
     fault("after-gc")
 
 
@@ -308,6 +311,8 @@ def _commit(model: ShardedModel, pending: dict[str, Any], seconds: float, recove
               "seconds": round(seconds, 6)}
     if recovered:
         fields["recovered"] = recovered
+    fields["purged"] = [{"file": Path(str(r["path"])).name, "what": r["what"], "action": r["action"]}
+                        for r in pending.get("purged", [])]  # names only: the ledger reveals no ID
     record = model.ledger.append("commit", **fields)
     (model.directory / "pending.json").unlink(missing_ok=True)
     return record
@@ -399,6 +404,7 @@ def _recover_locked(model: ShardedModel, data, executor, cache_dir, rollback: bo
     state = model.served_manifest()["state"]
     if state["request"] == request:
         collect_garbage(model)
+        pending["purged"] = purge_derived(model.directory, forgotten_ids(state))  # it may have died before the purge
         _commit(model, pending, time.perf_counter() - start, recovered="completed")
         done.append(f"completed request {request}: its new model was already served; committed it")
     elif rollback:
@@ -587,8 +593,12 @@ def verify(model: ShardedModel | str | os.PathLike, head: str | None = None, dee
         return VerifyReport(problems + [f"the served model: {err}"], info)
     info["served_model"] = manifest["sha256"]
     problems += _served_problems(manifest, info, begins, committed)
-    found, _ = _forgotten_problems(model, manifest["state"], begins, committed, info)
+    found, forgotten = _forgotten_problems(model, manifest["state"], begins, committed, info)
     problems += found + _stale_problems(model, manifest["state"], info)
+    held = derived_holding(model.directory, forgotten) if forgotten else []
+    if held:
+        problems.append(f"{len(held)} file(s) still hold data derived from forgotten samples (prefix features, "
+                        f"cached signals or predictions): {', '.join(held[:3])}; `privtangent forget` purges them")
     if served is not None and not problems:  # deep: the served Δw was loaded
         try:
             recomposed = model.compose_state(manifest["state"])
