@@ -1,0 +1,210 @@
+"""Table 3 at the scale teams train: which regime, tangent (Ours) or not (Reg), under DP — with ablations.
+
+One process, one torch thread, resumable: every finished run is kept in ``--store`` (default
+``~/.cache/privtangent/table3_scale_runs``) and a rerun skips it. Parts run in this order
+(``--parts`` picks some):
+
+=====================  =====  ============  ======  =====  ===========================================
+part                   base   data          N       B, T   why
+=====================  =====  ============  ======  =====  ===========================================
+near                   def.   fashion-near  30,000  512,100  the main table (near task, all of it)
+far                    def.   digits         1,077   64,100  the main table (far task)
+near-b128              def.   fashion-near  30,000  128,100  the default base at the wide base's recipe
+near-n5000             def.   fashion-near   5,000  512,100  Ours − Reg against N
+near-n500              def.   fashion-near     500  512,100  Ours − Reg against N (q = 1: full batch)
+near-wide              wide   fashion-near  30,000  128,100  Ours − Reg against the trained block's size d
+far-wide               wide   digits         1,077   64,100  the same on the far task
+sgd                    def.   fashion-near  30,000  512,100  Full with SGD instead of Adam (optimizer)
+lr-eps                 def.   fashion-near  30,000  512,100  the Full search repeated at ε = 1 and 8 (lr, C vs ε)
+=====================  =====  ============  ======  =====  ===========================================
+
+Every part: ε ∈ {1, 3, 8}, seeds 0, 1, 2, δ = min(1e-5, 1/(10N)), Poisson DP-SGD, (lr, C) per
+(regime, kind) chosen on public data (``privtangent.experiments.regimes.tuning``: lr ∈ {0.003,
+0.01, 0.03, 0.1} × C ∈ {1, 10} at ε = 3, eight runs per cell; SGD: lr ∈ {0.1, 0.3, 1, 3}).
+Each part writes ``benchmarks/results/table3_scale/<part>/`` (the ``compare-regimes`` outputs);
+``assemble`` writes ``benchmarks/results/table3_scale.md`` from them and from the hand-written
+reading in ``benchmarks/results/table3_scale_reading.md``.
+
+    python benchmarks/table3_scale.py run            # everything (hours of CPU; resumable)
+    python benchmarks/table3_scale.py run --parts near far
+    python benchmarks/table3_scale.py assemble
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "benchmarks" / "results"
+OUT = RESULTS / "table3_scale"
+STORE = Path(os.environ.get("PRIVTANGENT_CACHE", Path.home() / ".cache" / "privtangent")) / "table3_scale_runs"
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    base: str
+    data: str
+    size: int | None  # private training images (None: all)
+    batch_size: int
+    why: str
+    regimes: tuple[str, ...] = ("full", "bitfit", "layernorm", "fc")
+    optimizer: str = "adam"
+    lrs: tuple[float, ...] = (3e-3, 1e-2, 3e-2, 1e-1)
+    tune_epsilons: tuple[float, ...] = (3.0,)  # > 1 value: only the search, repeated at each ε (no DP table)
+
+
+PARTS = [
+    Part("near", "default", "fashion-near", None, 512, "main table, near task"),
+    Part("far", "default", "digits", None, 64, "main table, far task"),
+    Part("near-b128", "default", "fashion-near", None, 128, "default base at the wide base's recipe"),
+    Part("near-n5000", "default", "fashion-near", 5000, 512, "Ours − Reg vs N"),
+    Part("near-n500", "default", "fashion-near", 500, 512, "Ours − Reg vs N"),
+    Part("near-wide", "wide", "fashion-near", None, 128, "Ours − Reg vs d (near)"),
+    Part("far-wide", "wide", "digits", None, 64, "Ours − Reg vs d (far)"),
+    Part("sgd", "default", "fashion-near", None, 512, "optimizer: SGD instead of Adam", regimes=("full",),
+         optimizer="sgd", lrs=(0.1, 0.3, 1.0, 3.0)),
+    Part("lr-eps", "default", "fashion-near", None, 512, "is the ε = 3 choice right at ε = 1 and 8?",
+         regimes=("full",), tune_epsilons=(1.0, 8.0)),
+]
+STEPS, SEEDS, EPSILONS, CLIPS = 100, (0, 1, 2), (1.0, 3.0, 8.0), (1.0, 10.0)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big each part is: the real benchmark, or a smoke test of the same code paths."""
+
+    steps: int = STEPS
+    seeds: tuple[int, ...] = SEEDS
+    size_cap: int | None = None  # at most this many private training images
+    test_limit: int | None = None
+    lrs_cap: int | None = None  # only the first lrs of each search
+
+
+SMOKE = Scale(steps=2, seeds=(0, 1), size_cap=64, test_limit=64, lrs_cap=2)
+
+
+def run_part(part: Part, store_dir: Path, progress: bool, out_root: Path = OUT, scale: Scale = Scale()) -> dict:
+    from privtangent.experiments.regimes import RegimeGrid, RunStore, TuningGrid, run_comparison, split_task, tune
+    from privtangent.experiments.regimes.report import tuning_table, write_outputs
+    from privtangent.experiments.regimes.runner import base_identity
+    from privtangent.features import FeatureCache
+    from privtangent.models.pretrain import pretrained_base
+
+    base, info = pretrained_base(progress=progress, base=part.base)
+    size = part.size if scale.size_cap is None else min(part.size or scale.size_cap, scale.size_cap)
+    lrs = part.lrs[: scale.lrs_cap] if scale.lrs_cap else part.lrs
+    grid = RegimeGrid(regimes=part.regimes, epsilons=EPSILONS, delta=None, data=(part.data,), data_limit=size,
+                      test_limit=scale.test_limit, batch_size=part.batch_size, steps=scale.steps,
+                      optimizer=part.optimizer, seeds=scale.seeds, noise_seed=0)
+    store, cache = RunStore(store_dir), FeatureCache()
+    out = out_root / part.name
+    cpu, wall = time.process_time(), time.perf_counter()
+    if len(part.tune_epsilons) > 1:  # the search alone, at several ε
+        split = split_task(part.data, train_limit=size, test_limit=scale.test_limit)
+        lines = [f"# {part.name}: {part.why}", ""]
+        for eps in part.tune_epsilons:
+            result = tune(base, split, grid, TuningGrid(lrs=lrs, clips=CLIPS, epsilon=eps), cache=cache,
+                          store=store, base_id=base_identity(base), progress=progress)
+            lines += [f"## Search at ε = {eps:g}", "", tuning_table(result), ""]
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "table3.md").write_text("\n".join(lines))
+        summary = {"cpu_seconds": time.process_time() - cpu}
+    else:
+        tuning = TuningGrid(lrs=lrs, clips=CLIPS, epsilon=part.tune_epsilons[0])
+        results, comparisons = run_comparison(grid, tuning=tuning, base=base, base_name=part.base, store=store,
+                                              cache=cache, progress=progress, manifest_dir=out / "table3_manifests")
+        command = "python benchmarks/table3_scale.py run --parts " + part.name
+        write_outputs(out, results, comparisons, command=command)
+        summary = {"cpu_seconds": time.process_time() - cpu, "run_cpu_seconds": results.info["run_cpu_seconds"],
+                   "tuning_cpu_seconds": results.info["tuning_cpu_seconds"], "runs": results.info["runs"],
+                   "runs_resumed": results.info["runs_resumed"]}
+    summary.update({"part": dataclasses.asdict(part), "wall_seconds": time.perf_counter() - wall,
+                    "base_accuracy": info.get("test_accuracy"), "base_sha256": info.get("sha256"),
+                    "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
+    (out / "part.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return summary
+
+
+def run(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    chosen = [p for p in PARTS if not args.parts or p.name in args.parts]
+    unknown = set(args.parts or ()) - {p.name for p in PARTS}
+    if unknown:
+        raise SystemExit(f"unknown parts {sorted(unknown)}; choose from {[p.name for p in PARTS]}")
+    scale = SMOKE if args.smoke else Scale()
+    for part in chosen:
+        print(f"== {part.name}: {part.why}", flush=True)
+        summary = run_part(part, Path(args.store), progress=not args.quiet, out_root=Path(args.out), scale=scale)
+        print(f"== {part.name} done: {summary['cpu_seconds'] / 60:.1f} CPU min, {summary['wall_seconds'] / 60:.1f} "
+              f"wall min", flush=True)
+        assemble(args)
+
+
+def assemble(args: argparse.Namespace) -> None:
+    """benchmarks/results/table3_scale.md from the parts' outputs and the hand-written reading."""
+    root = Path(args.out)
+    lines = ["# Table 3 at scale: which regime, tangent (Ours) or not (Reg), to fine-tune under DP", ""]
+    reading = RESULTS / "table3_scale_reading.md"
+    if reading.exists():
+        lines += [reading.read_text().strip(), ""]
+    total = 0.0
+    rows = ["| part | base | data | N | B | why | CPU min (runs + tuning) | runs |", "|---|---|---|---|---|---|---|---|"]
+    for part in PARTS:
+        meta = root / part.name / "part.json"
+        if not meta.exists():
+            rows.append(f"| {part.name} | {part.base} | {part.data} | {part.size or 'all'} | {part.batch_size} | "
+                        f"{part.why} | not run | — |")
+            continue
+        m = json.loads(meta.read_text())
+        cpu = m.get("run_cpu_seconds", m["cpu_seconds"]) + m.get("tuning_cpu_seconds", 0.0)
+        total += cpu
+        rows.append(f"| {part.name} | {part.base} | {part.data} | {part.size or 'all'} | {part.batch_size} | "
+                    f"{part.why} | {cpu / 60:.1f} | {m.get('runs', '—')} |")
+    lines += ["## Parts and their cost", "", *rows, "",
+              f"Total CPU of all runs (one torch thread; runs resumed from the store count with the CPU time they "
+              f"took when they ran): {total / 3600:.2f} h. Machine: {platform.processor() or platform.machine()}, "
+              f"{os.cpu_count()} cores shared with other jobs.", "",
+              "Command: `python benchmarks/table3_scale.py run` (then `assemble`).", ""]
+    for part in PARTS:
+        md = root / part.name / "table3.md"
+        if md.exists():
+            text = md.read_text().split("\n", 1)[1] if md.read_text().startswith("# ") else md.read_text()
+            lines += [f"# Part `{part.name}` — {part.why}", "", text.strip(), ""]
+    target = RESULTS / "table3_scale.md" if root == OUT else root / "table3_scale.md"
+    target.write_text("\n".join(lines))
+    print(f"wrote {target}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="step", required=True)
+    r = sub.add_parser("run", help="run the parts (resumable)")
+    r.add_argument("--parts", nargs="+", help="part names (default: all, in order)")
+    r.add_argument("--store", default=str(STORE), help=f"finished runs (default {STORE})")
+    r.add_argument("--out", default=str(OUT), help=f"where the parts' outputs go (default {OUT})")
+    r.add_argument("--smoke", action="store_true", help="a seconds-long run of the same code paths (tiny sizes)")
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(func=run)
+    a = sub.add_parser("assemble", help="write benchmarks/results/table3_scale.md")
+    a.add_argument("--out", default=str(OUT), help=f"where the parts' outputs are (default {OUT})")
+    a.set_defaults(func=assemble)
+    args = parser.parse_args()
+    print("python " + " ".join(shlex.quote(x) for x in sys.argv), flush=True)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
