@@ -31,16 +31,16 @@ from privtangent.io.atomic import atomic_write_bytes, atomic_write_json
 from privtangent.io.hashing import sha256_file
 from privtangent.models.vit import build_vit, read_safetensors
 
-DEFAULT_MODEL = {
+DEFAULT_MODEL: dict[str, Any] = {
     "name": "vit_tiny_patch16_224",
     "kwargs": {
         "img_size": 28, "patch_size": 7, "in_chans": 1, "embed_dim": 128, "depth": 4,
         "num_heads": 4, "mlp_ratio": 4.0, "qkv_bias": True, "num_classes": 5,
     },
 }
-DEFAULT_RECIPE = {"task": "fashion-pretrain", "epochs": 4, "batch_size": 128, "lr": 1e-3,
+DEFAULT_RECIPE: dict[str, Any] = {"task": "fashion-pretrain", "epochs": 4, "batch_size": 128, "lr": 1e-3,
                   "weight_decay": 0.05, "seed": 0, "version": 1}
-WIDE_MODEL = {
+WIDE_MODEL: dict[str, Any] = {
     "name": "vit_tiny_patch16_224",
     "kwargs": {
         "img_size": 28, "patch_size": 7, "in_chans": 1, "embed_dim": 384, "depth": 6,

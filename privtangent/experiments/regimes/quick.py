@@ -7,11 +7,16 @@ the training set size N is (N only sets q = B/N), so the budget buys (T, B), not
    take more than a quarter of the budget (then a seeded random subset, so a class-sorted
    folder keeps every class);
 2. two short probes per (regime, kind) measure its fixed cost per run and its cost per
-   per-sample gradient on this machine, in wall-clock seconds (``plan_budget``);
+   per-sample gradient on this machine (``plan_budget``; after one discarded warm-up run);
 3. T·B is the largest that lets every (regime, kind, ε, seed) run, and evaluate on ``test``,
    within what is left; T = T·B / 256 clamped to [20, 100], B = T·B / T (at most N);
 4. every cell trains with the (lr, C) of ``DEFAULT_HYPERPARAMETERS`` (see there), and the
    result is the typed ``RegimeComparison``: intervals, best (regime, kind) per ε, a sentence.
+
+The budget is CPU seconds of this process (with one torch thread, the wall-clock seconds of an
+idle core): CPU time does not stretch when other jobs share the machine, so the plan does not
+shrink because of them. ``QuickPlan.predicted_seconds`` above the budget means even the
+smallest run (T = 20, B = 8) did not fit.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from privtangent.data.dataset import LabeledData
@@ -47,7 +53,7 @@ DEFAULT_SOURCE = ("(lr, C) per (regime, kind) chosen on public data of the embed
 class QuickPlan:
     """What the budget bought, and the measured costs it was planned from."""
 
-    budget_seconds: float
+    budget_seconds: float  # CPU seconds
     num_train: int  # training images used (all of them unless feature caching would not fit)
     num_train_given: int
     batch_size: int  # expected batch size B
@@ -62,17 +68,18 @@ class QuickPlan:
 class QuickComparison:
     comparison: RegimeComparison
     plan: QuickPlan
-    seconds: float  # wall time of the whole call
+    cpu_seconds: float  # of the whole call (what the budget is in)
+    wall_seconds: float
 
 
 def _probe(base: nn.Module, train: LabeledData, test: LabeledData, regime: str, kind: str, steps: int,
            cache: FeatureCache) -> float:
-    """Seconds of one full-batch DP run of ``steps`` steps on ``train``, evaluated on ``test``."""
+    """CPU seconds of one full-batch DP run of ``steps`` steps on ``train``, evaluated on ``test``."""
     config = DPConfig(tangent=kind == "Ours", regime=regime, epochs=steps, sample_rate=1.0, noise_multiplier=1.0,
                       target_epsilon=None, noise_seed=0)
-    start = time.perf_counter()
+    start = time.process_time()
     fit_dp(base, train, config, test=test, cache=cache, progress=False)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def plan_budget(base: nn.Module, train: LabeledData, test: LabeledData, *, regimes: Sequence[str], runs_per_cell: int,
@@ -81,12 +88,14 @@ def plan_budget(base: nn.Module, train: LabeledData, test: LabeledData, *, regim
     """(B, T, predicted seconds, fixed cost per run, cost per sample) so that every run fits in ``seconds``."""
     b = min(probe_size, len(train))
     small, small_test = train.limit(b), test.limit(b)
+    _probe(base, small, small_test, regimes[0], KINDS[0], 1, cache)  # warm-up: first calls pay one-time costs
     fixed, per_sample = {}, {}
     for regime in regimes:
         for kind in KINDS:
             one = _probe(base, small, small_test, regime, kind, 1, cache)
             four = _probe(base, small, small_test, regime, kind, 4, cache)
-            c = max(four - one, 1e-9) / (3 * b)
+            # three extra steps of b samples; at least a quarter of the four-step run (short probes are noisy)
+            c = max(four - one, 0.25 * four, 1e-9) / (3 * b)
             fixed[f"{regime}/{kind}"] = max(one - b * c, 0.0) + len(test) * c  # + evaluating the test set
             per_sample[f"{regime}/{kind}"] = c
     total_fixed, total_c = sum(fixed.values()) * runs_per_cell, sum(per_sample.values()) * runs_per_cell
@@ -99,9 +108,9 @@ def plan_budget(base: nn.Module, train: LabeledData, test: LabeledData, *, regim
 def _affordable_train(base: nn.Module, start: int, train: LabeledData, seconds: float, seed: int) -> LabeledData:
     """All of ``train``, or a seeded random subset whose prefix features cost ≤ ``seconds`` to compute."""
     sample = train.limit(min(256, len(train)))
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     run_prefix(base, start, sample.images)
-    per_image = max(time.perf_counter() - t0, 1e-9) / len(sample)
+    per_image = max(time.process_time() - t0, 1e-9) / len(sample)
     affordable = int(seconds / per_image)
     if affordable >= len(train):
         return train
@@ -111,7 +120,7 @@ def _affordable_train(base: nn.Module, start: int, train: LabeledData, seconds: 
     return train.subset(order.sort().values, f"{train.name}[random {affordable}]")
 
 
-def run_quick_comparison(base: nn.Module, train: LabeledData, test: LabeledData, *,
+def run_quick_comparison(base: VisionTransformer, train: LabeledData, test: LabeledData, *,
                          epsilons: Sequence[float] = (1.0, 3.0, 8.0), delta: float | None = None,
                          regimes: Sequence[str] = REGIMES, seeds: Sequence[int] = (0, 1, 2),
                          budget_seconds: float = QUICK_BUDGET_SECONDS,
@@ -129,10 +138,10 @@ def run_quick_comparison(base: nn.Module, train: LabeledData, test: LabeledData,
             comparison); these models are measurements and are never released.
 
     Returns:
-        ``QuickComparison(comparison, plan, seconds)``; ``comparison.best`` holds, per ε, the best
+        ``QuickComparison(comparison, plan, cpu_seconds, wall_seconds)``; ``comparison.best`` holds, per ε, the best
         (regime, kind) with its t interval, and ``comparison.sentence`` says what was found.
     """
-    start = time.perf_counter()
+    wall, start = time.perf_counter(), time.process_time()
     regimes = tuple(regimes)
     known = {(r, k) for r, k, _, _ in hyperparameters}
     missing = [f"{r}/{k}" for r in regimes for k in KINDS if (r, k) not in known]
@@ -149,7 +158,7 @@ def run_quick_comparison(base: nn.Module, train: LabeledData, test: LabeledData,
     grid_probe = RegimeGrid(regimes=regimes, epsilons=tuple(float(e) for e in epsilons), delta=delta, data=(name,),
                             seeds=tuple(seeds), tuned=tuple(hyperparameters), noise_seed=noise_seed)
     runs_per_cell = len(grid_probe.epsilons) * len(grid_probe.seeds)
-    left = budget_seconds - (time.perf_counter() - start)
+    left = budget_seconds - (time.process_time() - start)
     batch, steps, predicted, fixed, per_sample = plan_budget(base, used, test, regimes=regimes,
                                                              runs_per_cell=runs_per_cell, seconds=0.8 * left,
                                                              cache=cache)
@@ -161,7 +170,7 @@ def run_quick_comparison(base: nn.Module, train: LabeledData, test: LabeledData,
     comparison = compare(results.rows, grid, name, base=base_name, hyperparameters=note)
     plan = QuickPlan(budget_seconds, len(used), len(train), batch, steps, len(results.rows), predicted, fixed,
                      per_sample)
-    return QuickComparison(comparison, plan, time.perf_counter() - start)
+    return QuickComparison(comparison, plan, time.process_time() - start, time.perf_counter() - wall)
 
 
 __all__ = ["DEFAULT_HYPERPARAMETERS", "QUICK_BUDGET_SECONDS", "QuickComparison", "QuickPlan", "plan_budget",

@@ -45,7 +45,7 @@ def markdown_table(summary: list[dict[str, Any]], grid: RegimeGrid) -> str:
             best = max(means) if means else None
             row = [d if i == 0 else "", f"ε = {e:g}"]
             for r in grid.regimes:
-                pair = [cells[(r, k)]["mean"] for k in grid.kinds if cells[(r, k)]]
+                pair = [c["mean"] for k in grid.kinds if (c := cells[(r, k)]) is not None]
                 for k in grid.kinds:
                     c = cells[(r, k)]
                     if c is None:
