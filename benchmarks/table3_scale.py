@@ -4,21 +4,21 @@ One process, one torch thread, resumable: every finished run is kept in ``--stor
 ``~/.cache/privtangent/table3_scale_runs``) and a rerun skips it. Parts run in this order
 (``--parts`` picks some):
 
-=====================  =====  ============  ======  =====  ===========================================
-part                   base   data          N       B, T   why
-=====================  =====  ============  ======  =====  ===========================================
-near                   def.   fashion-near  30,000  512,100  the main table (near task, all of it)
-far                    def.   digits         1,077   64,100  the main table (far task)
-near-b128              def.   fashion-near  30,000  128,100  the default base at the wide base's recipe
-near-n5000             def.   fashion-near   5,000  512,100  Ours − Reg against N
-near-n500              def.   fashion-near     500  512,100  Ours − Reg against N (q = 1: full batch)
-near-wide              wide   fashion-near  30,000  128,100  Ours − Reg against the trained block's size d
-far-wide               wide   digits         1,077   64,100  the same on the far task
-sgd                    def.   fashion-near  30,000  512,100  Full with SGD instead of Adam (optimizer)
-lr-eps                 def.   fashion-near  30,000  512,100  the Full search repeated at ε = 1 and 8 (lr, C vs ε)
-=====================  =====  ============  ======  =====  ===========================================
+============  =======  ============  ======  =======  =====  ==============================================
+part          base     data          N       B, T     ε      why
+============  =======  ============  ======  =======  =====  ==============================================
+near          default  fashion-near  30,000  512,100  1,3,8  the main table (near task, all of it)
+far           default  digits         1,077   64,100  1,3,8  the main table (far task)
+near-n5000    default  fashion-near   5,000  512,100  3      Ours − Reg against N
+near-n500     default  fashion-near     500  512,100  3      Ours − Reg against N (q = 1: full batch)
+near-wide     wide     fashion-near   5,000  128,100  1,3,8  the wide base (N cut to 5,000 for CPU: 2.6 epochs)
+near-b128     default  fashion-near   5,000  128,100  1,3,8  the default base at the wide base's recipe (d alone)
+far-wide      wide     digits         1,077   64,100  1,3,8  the wide base on the far task (same recipe as far)
+sgd           default  fashion-near  30,000  512,100  3      Full with SGD instead of Adam (optimizer)
+lr-eps        default  fashion-near  30,000  512,100  1, 8   the Full search repeated at ε = 1 and 8
+============  =======  ============  ======  =======  =====  ==============================================
 
-Every part: ε ∈ {1, 3, 8}, seeds 0, 1, 2, δ = min(1e-5, 1/(10N)), Poisson DP-SGD, (lr, C) per
+Every part: seeds 0, 1, 2, δ = min(1e-5, 1/(10N)), Poisson DP-SGD, (lr, C) per
 (regime, kind) chosen on public data (``privtangent.experiments.regimes.tuning``: lr ∈ {0.003,
 0.01, 0.03, 0.1} × C ∈ {1, 10} at ε = 3, eight runs per cell; SGD: lr ∈ {0.1, 0.3, 1, 3}).
 Each part writes ``benchmarks/results/table3_scale/<part>/`` (the ``compare-regimes`` outputs);
@@ -62,22 +62,23 @@ class Part:
     optimizer: str = "adam"
     lrs: tuple[float, ...] = (3e-3, 1e-2, 3e-2, 1e-1)
     tune_epsilons: tuple[float, ...] = (3.0,)  # > 1 value: only the search, repeated at each ε (no DP table)
+    epsilons: tuple[float, ...] = (1.0, 3.0, 8.0)
 
 
 PARTS = [
     Part("near", "default", "fashion-near", None, 512, "main table, near task"),
     Part("far", "default", "digits", None, 64, "main table, far task"),
-    Part("near-b128", "default", "fashion-near", None, 128, "default base at the wide base's recipe"),
-    Part("near-n5000", "default", "fashion-near", 5000, 512, "Ours − Reg vs N"),
-    Part("near-n500", "default", "fashion-near", 500, 512, "Ours − Reg vs N"),
-    Part("near-wide", "wide", "fashion-near", None, 128, "Ours − Reg vs d (near)"),
-    Part("far-wide", "wide", "digits", None, 64, "Ours − Reg vs d (far)"),
+    Part("near-n5000", "default", "fashion-near", 5000, 512, "Ours − Reg vs N", epsilons=(3.0,)),
+    Part("near-n500", "default", "fashion-near", 500, 512, "Ours − Reg vs N", epsilons=(3.0,)),
+    Part("near-wide", "wide", "fashion-near", 5000, 128, "the wide base (d = 1.8 M in Full), near task"),
+    Part("near-b128", "default", "fashion-near", 5000, 128, "the default base at the wide base's recipe"),
+    Part("far-wide", "wide", "digits", None, 64, "the wide base, far task"),
     Part("sgd", "default", "fashion-near", None, 512, "optimizer: SGD instead of Adam", regimes=("full",),
-         optimizer="sgd", lrs=(0.1, 0.3, 1.0, 3.0)),
+         optimizer="sgd", lrs=(0.1, 0.3, 1.0, 3.0), epsilons=(3.0,)),
     Part("lr-eps", "default", "fashion-near", None, 512, "is the ε = 3 choice right at ε = 1 and 8?",
          regimes=("full",), tune_epsilons=(1.0, 8.0)),
 ]
-STEPS, SEEDS, EPSILONS, CLIPS = 100, (0, 1, 2), (1.0, 3.0, 8.0), (1.0, 10.0)
+STEPS, SEEDS, CLIPS = 100, (0, 1, 2), (1.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def run_part(part: Part, store_dir: Path, progress: bool, out_root: Path = OUT, 
     base, info = pretrained_base(progress=progress, base=part.base)
     size = part.size if scale.size_cap is None else min(part.size or scale.size_cap, scale.size_cap)
     lrs = part.lrs[: scale.lrs_cap] if scale.lrs_cap else part.lrs
-    grid = RegimeGrid(regimes=part.regimes, epsilons=EPSILONS, delta=None, data=(part.data,), data_limit=size,
+    grid = RegimeGrid(regimes=part.regimes, epsilons=part.epsilons, delta=None, data=(part.data,), data_limit=size,
                       test_limit=scale.test_limit, batch_size=part.batch_size, steps=scale.steps,
                       optimizer=part.optimizer, seeds=scale.seeds, noise_seed=0)
     store, cache = RunStore(store_dir), FeatureCache()
