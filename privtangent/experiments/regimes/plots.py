@@ -77,8 +77,12 @@ def plot_difference_vs_size(comparisons: Sequence[RegimeComparison], path: str |
             points = sorted(points, key=lambda p: p[0])
             ax.errorbar([n for n, _ in points], [i.mean for _, i in points], yerr=_errors([i for _, i in points]),
                         capsize=3, marker="o", label=f"{data} ({base}) ε={eps:g}")
+        sizes = sorted({comp.num_train for comp in comparisons})
         ax.axhline(0.0, color="black", linestyle="--", linewidth=0.8)
         ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(sizes)
+        ax.set_xticklabels([f"{n:,}" for n in sizes], fontsize=7)
         ax.set_xlabel("training set size N")
         ax.set_title(REGIME_LABELS[regime], fontsize=9)
         ax.grid(alpha=0.3)
