@@ -50,6 +50,10 @@ def test_compare_finds_the_best_cell_per_epsilon_and_says_where_tangent_loses():
     assert "Full at ε = 8: -5.0 points" in c.sentence and "Ours FC at ε = 1" in c.sentence
     assert "Reg Full at ε = 8" in c.sentence
     assert json.loads(json.dumps(c.to_dict()))["best"][0]["kind"] == "Ours"
+    row = next(r for r in c.utility_rows() if (r["regime"], r["epsilon"]) == ("full", 8.0))
+    assert (row["ours"], row["reg"], row["ours_std"], row["seeds"]) == pytest.approx((0.81, 0.86, 0.01, 3))
+    assert row["ours_minus_reg"] == pytest.approx(-0.05) and row["ours_minus_reg_high"] < 0
+    assert row["verdict"] == "Reg better"
 
 
 @pytest.fixture

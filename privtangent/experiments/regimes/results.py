@@ -135,5 +135,20 @@ class RegimeComparison:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def utility_rows(self) -> list[dict[str, Any]]:
+        """One row per (regime, ε) in the utility audit's row format, accuracies as *fractions*:
+        regime, epsilon, ours, reg, ours_std, reg_std, seeds, ours_minus_reg (+ _low, _high), verdict."""
+        rows = []
+        for d in self.differences:
+            ours, reg = self.cell(d.regime, "Ours", d.epsilon), self.cell(d.regime, "Reg", d.epsilon)
+            interval = d.ours_minus_reg
+            rows.append({"regime": d.regime, "epsilon": d.epsilon, "ours": ours.accuracy.mean / 100,
+                         "reg": reg.accuracy.mean / 100, "ours_std": ours.std / 100, "reg_std": reg.std / 100,
+                         "seeds": interval.n, "ours_minus_reg": interval.mean / 100,
+                         "ours_minus_reg_low": None if interval.low is None else interval.low / 100,
+                         "ours_minus_reg_high": None if interval.high is None else interval.high / 100,
+                         "verdict": d.verdict})
+        return rows
+
 
 __all__ = ["BestChoice", "CellResult", "Difference", "RegimeComparison", "TuningResult", "TuningTrial"]
