@@ -103,8 +103,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     tune.add_argument("--tune", dest="tune", action="store_true", default=True,
                       help="choose (lr, C) per (regime, kind) on public data (default)")
     tune.add_argument("--no-tune", dest="tune", action="store_false", help="use --lr / --clip for every cell")
-    hp.add_argument("--lrs", type=_floats, default=(3e-3, 1e-2, 3e-2, 1e-1), metavar="LR,...",
-                    help="learning rates searched (default 0.003,0.01,0.03,0.1)")
+    hp.add_argument("--lrs", type=_floats, default=(3e-3, 1e-2, 3e-2, 1e-1, 3e-1), metavar="LR,...",
+                    help="learning rates searched (default 0.003,0.01,0.03,0.1,0.3)")
     hp.add_argument("--clips", type=_floats, default=(1.0, 10.0), metavar="C,...",
                     help="clipping norms searched (default 1,10)")
     hp.add_argument("--tune-epsilon", type=float, default=3.0, metavar="E", help="ε of the search (default 3)")

@@ -38,7 +38,7 @@ from privtangent.features import FeatureCache
 class TuningGrid:
     """The search every (regime, kind) gets: all of ``lrs`` × ``clips`` at ``epsilon``, one seed."""
 
-    lrs: tuple[float, ...] = (3e-3, 1e-2, 3e-2, 1e-1)
+    lrs: tuple[float, ...] = (3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
     clips: tuple[float, ...] = (1.0, 10.0)
     epsilon: float = 3.0
     seed: int = 0
