@@ -167,3 +167,24 @@ def test_compare_regimes_refuses_bad_input(tmp_path, argv, base_model):
 
 def test_labeled_data_of_the_toy_split_is_what_the_fixture_says(toy):
     assert isinstance(toy.train, LabeledData) and len(toy.public_val) == 100
+
+
+def test_a_shared_noise_seed_gives_both_kinds_the_same_batches_and_noise(tiny_vit, toy):
+    """The pairing the intervals rely on. With σ huge the privatized gradient is the noise: its
+    clipped-sum part is at most (records · C) / (σ · C) = 32 / 1e6 of it in norm."""
+    from privtangent.dp.training import fit_dp
+
+    grid = RegimeGrid(regimes=("full",), data=("toy",), batch_size=32, steps=4, noise_seed=0)
+    seen = {}
+    for kind in ("Ours", "Reg"):
+        config = grid.dp_config(kind == "Ours", "full", 3.0, 0, noise_multiplier=1e6,
+                                noise_seed=grid.cell_noise_seed("toy", "full", 3.0, 0), n=len(toy.train))
+        steps = []
+        fit_dp(tiny_vit, toy.train, config.replace(target_epsilon=None, lr=1e-12), cache=FeatureCache(),
+               progress=False, on_step=lambda s: steps.append((s.batch_size, {n: g / s.noise_std for n, g in
+                                                                                 s.grad.items()})))
+        seen[kind] = steps
+    assert len(seen["Ours"]) == len(seen["Reg"]) == 4
+    for (b_ours, g_ours), (b_reg, g_reg) in zip(seen["Ours"], seen["Reg"]):
+        assert b_ours == b_reg and list(g_ours) == list(g_reg)
+        assert all(torch.allclose(g_ours[n], g_reg[n], atol=1e-3 / 32) for n in g_ours)
