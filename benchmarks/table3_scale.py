@@ -11,6 +11,8 @@ near          default  fashion-near  30,000  512,100  1,3,8  the main table (nea
 far           default  digits         1,077   64,100  1,3,8  the main table (far task)
 near-n5000    default  fashion-near   5,000  512,100  3      Ours − Reg against N
 near-n500     default  fashion-near     500  512,100  3      Ours − Reg against N (q = 1: full batch)
+ceiling       default  fashion-near  30,000  512,100  ∞      Full, σ = 0 (clipped), near's (lr, C): capacity
+reset         default  fashion-near  30,000  512,100  3      Full with the block re-initialized (PT=F)
 near-wide     wide     fashion-near   5,000  128,100  1,3,8  the wide base (N cut to 5,000 for CPU: 2.6 epochs)
 near-b128     default  fashion-near   5,000  128,100  1,3,8  the default base at the wide base's recipe (d alone)
 far-wide      wide     digits         1,077   64,100  1,3,8  the wide base on the far task (same recipe as far)
@@ -65,6 +67,8 @@ class Part:
     lrs: tuple[float, ...] = (3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
     tune_epsilons: tuple[float, ...] = (3.0,)  # > 1 value: only the search, repeated at each ε (no DP table)
     epsilons: tuple[float, ...] = (1.0, 3.0, 8.0)
+    reset: bool = False  # PT=F: the fine-tuned block re-initialized first (both kinds)
+    nonprivate: bool = False  # no noise (σ = 0, clipping kept), with the (lr, C) chosen by part "near"
 
 
 PARTS = [
@@ -72,6 +76,10 @@ PARTS = [
     Part("far", "default", "digits", None, 64, "main table, far task"),
     Part("near-n5000", "default", "fashion-near", 5000, 512, "Ours − Reg vs N", epsilons=(3.0,)),
     Part("near-n500", "default", "fashion-near", 500, 512, "Ours − Reg vs N", epsilons=(3.0,)),
+    Part("ceiling", "default", "fashion-near", None, 512, "Full without noise: the model classes' ceiling",
+         regimes=("full",), epsilons=(), nonprivate=True),
+    Part("reset", "default", "fashion-near", None, 512, "Full with the block re-initialized (PT=F)",
+         regimes=("full",), epsilons=(3.0,), reset=True),
     Part("near-wide", "wide", "fashion-near", 5000, 128, "the wide base (d = 1.8 M in Full), near task"),
     Part("near-b128", "default", "fashion-near", 5000, 128, "the default base at the wide base's recipe"),
     Part("far-wide", "wide", "digits", None, 64, "the wide base, far task"),
@@ -107,13 +115,16 @@ def run_part(part: Part, store_dir: Path, progress: bool, out_root: Path = OUT, 
     base, info = pretrained_base(progress=progress, base=part.base)
     size = part.size if scale.size_cap is None else min(part.size or scale.size_cap, scale.size_cap)
     lrs = part.lrs[: scale.lrs_cap] if scale.lrs_cap else part.lrs
-    grid = RegimeGrid(regimes=part.regimes, epsilons=part.epsilons, delta=None, data=(part.data,), data_limit=size,
+    grid = RegimeGrid(regimes=part.regimes, delta=None, data=(part.data,), data_limit=size,
                       test_limit=scale.test_limit, batch_size=part.batch_size, steps=scale.steps,
-                      optimizer=part.optimizer, seeds=scale.seeds, noise_seed=0)
+                      optimizer=part.optimizer, seeds=scale.seeds, noise_seed=0, reset=part.reset,
+                      epsilons=part.epsilons or (3.0,))
     store, cache = RunStore(store_dir), FeatureCache()
     out = out_root / part.name
     cpu, wall = time.process_time(), time.perf_counter()
-    if len(part.tune_epsilons) > 1:  # the search alone, at several ε
+    if part.nonprivate:
+        summary = run_ceiling(part, grid, base, store, cache, out_root, out, scale)
+    elif len(part.tune_epsilons) > 1:  # the search alone, at several ε
         split = split_task(part.data, train_limit=size, test_limit=scale.test_limit)
         lines = [f"# {part.name}: {part.why}", ""]
         for eps in part.tune_epsilons:
@@ -137,6 +148,40 @@ def run_part(part: Part, store_dir: Path, progress: bool, out_root: Path = OUT, 
                     "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
     (out / "part.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
+
+
+def run_ceiling(part: Part, grid, base, store, cache, out_root: Path, out: Path, scale: Scale) -> dict:
+    """Each (regime, kind) of ``part`` trained without noise (σ = 0; clipping, sampling, T, (lr, C) as
+    part "near"): how much of a gap is the model class rather than DP. Not private (ε = ∞)."""
+    from privtangent.experiments.regimes import paired_difference, split_task, t_interval
+    from privtangent.experiments.regimes.runner import base_identity, run_one
+    from privtangent.experiments.regimes.stats import verdict
+
+    chosen = json.loads((out_root / "near" / "table3.json").read_text())["comparisons"][0]["tuning"]["chosen"]
+    grid = dataclasses.replace(grid, tuned=tuple(tuple(c) for c in chosen))
+    split = split_task(part.data, train_limit=grid.data_limit, test_limit=scale.test_limit)
+    n, base_id, cpu = len(split.train), base_identity(base), 0.0
+    lines = [f"# {part.name}: {part.why}", "",
+             f"σ = 0 (no noise: NOT private), everything else as part `near`: {n:,} training images, Poisson q = "
+             f"{grid.sample_rate_for(n):.4g}, T = {grid.steps_for(n)}, clipping kept, (lr, C) chosen there.", "",
+             "| regime | Ours % (95 % CI) | Reg % (95 % CI) | Ours − Reg, points (95 % CI) | verdict |",
+             "|---|---|---|---|---|"]
+    for regime in grid.regimes:
+        acc: dict[str, dict[int, float]] = {"Ours": {}, "Reg": {}}
+        for kind in ("Ours", "Reg"):
+            for seed in grid.seeds:
+                config = grid.dp_config(kind == "Ours", regime, 3.0, seed, n=n).replace(
+                    target_epsilon=None, noise_multiplier=0.0,
+                    noise_seed=grid.cell_noise_seed(part.data, regime, float("inf"), seed))
+                result = run_one(base, split.train, split.test, config, cache=cache, store=store, base_id=base_id)
+                acc[kind][seed] = 100 * result["test_accuracy"]
+                cpu += result["cpu_seconds"]
+        diff = paired_difference(acc["Ours"], acc["Reg"])
+        lines.append(f"| {regime} | {t_interval(list(acc['Ours'].values())).text()} | "
+                     f"{t_interval(list(acc['Reg'].values())).text()} | {diff.text(signed=True)} | {verdict(diff)} |")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table3.md").write_text("\n".join(lines) + "\n")
+    return {"cpu_seconds": cpu, "run_cpu_seconds": cpu, "runs": len(grid.regimes) * 2 * len(grid.seeds)}
 
 
 def run(args: argparse.Namespace) -> None:
