@@ -1,4 +1,8 @@
-"""Table 3 on the embedded default: DP fine-tuning, tangent (Ours) vs non-linear (Reg), per regime and ε.
+"""Table 3 on the embedded default, the paper's setting: full-batch DP-GD, 50 steps, N = 400, one lr per kind.
+
+Superseded, for deciding how to train, by ``benchmarks/table3_scale.py`` (Poisson DP-SGD on the
+whole task, (lr, C) tuned per (regime, kind), intervals); kept to reproduce the small-N,
+full-batch table it replaced.
 
 Two steps, both recorded in ``benchmarks/results/``:
 
@@ -104,6 +108,7 @@ def tune(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> None:
     cmd = [sys.executable, "-m", "privtangent.cli.main", "compare-regimes", "--out", str(args.out),
+           "--full-batch", "--no-tune", "--delta", "1e-5",
            "--data-limit", str(args.data_limit), "--epochs", f"{args.epochs:g}", "--lr-ours", f"{args.lr_ours:g}",
            "--lr-reg", f"{args.lr_reg:g}",
            "--clip", f"{args.clip:g}", "--seeds", ",".join(map(str, args.seeds)),

@@ -1,8 +1,15 @@
-"""The embedded default base model: a small ViT pretrained on Fashion-MNIST classes 0–4.
+"""The embedded base models: small ViTs pretrained on Fashion-MNIST classes 0–4.
 
-It stands in for an ImageNet-pretrained ViT-L/16 where no weights can be downloaded and
-no GPU is present. It is trained deterministically (fixed seeds, fixed data order) and
-cached on disk with a manifest; a cache whose manifest does not match is rebuilt.
+They stand in for an ImageNet-pretrained ViT-L/16 where no weights can be downloaded and
+no GPU is present. Each is trained deterministically (fixed seeds, fixed data order) and
+cached on disk under a key that hashes its architecture and recipe, with a manifest; a
+cache whose manifest does not match is rebuilt.
+
+- ``default``: embed 128, depth 4 (the last block has 0.2 M parameters). The embedded default.
+- ``wide``: embed 384, depth 6, 6 heads (the last block has 1.8 M parameters), pretrained
+  with the same recipe. It exists to measure whether results that depend on the size of
+  the fine-tuned block (DP noise grows with the number of trained coordinates) change
+  with that size: the paper's ViT-L/16 block has 12.6 M parameters.
 """
 
 from __future__ import annotations
@@ -19,19 +26,28 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from privtangent.data import load_task
+from privtangent.errors import ConfigError
 from privtangent.io.atomic import atomic_write_bytes, atomic_write_json
 from privtangent.io.hashing import sha256_file
 from privtangent.models.vit import build_vit, read_safetensors
 
-DEFAULT_MODEL = {
+DEFAULT_MODEL: dict[str, Any] = {
     "name": "vit_tiny_patch16_224",
     "kwargs": {
         "img_size": 28, "patch_size": 7, "in_chans": 1, "embed_dim": 128, "depth": 4,
         "num_heads": 4, "mlp_ratio": 4.0, "qkv_bias": True, "num_classes": 5,
     },
 }
-DEFAULT_RECIPE = {"task": "fashion-pretrain", "epochs": 4, "batch_size": 128, "lr": 1e-3,
+DEFAULT_RECIPE: dict[str, Any] = {"task": "fashion-pretrain", "epochs": 4, "batch_size": 128, "lr": 1e-3,
                   "weight_decay": 0.05, "seed": 0, "version": 1}
+WIDE_MODEL: dict[str, Any] = {
+    "name": "vit_tiny_patch16_224",
+    "kwargs": {
+        "img_size": 28, "patch_size": 7, "in_chans": 1, "embed_dim": 384, "depth": 6,
+        "num_heads": 6, "mlp_ratio": 4.0, "qkv_bias": True, "num_classes": 5,
+    },
+}
+BASES: dict[str, tuple[dict, dict]] = {"default": (DEFAULT_MODEL, DEFAULT_RECIPE), "wide": (WIDE_MODEL, DEFAULT_RECIPE)}
 
 
 def cache_dir() -> Path:
@@ -86,18 +102,28 @@ def pretrain(model_cfg: dict | None = None, recipe: dict | None = None, progress
     return model.eval(), info
 
 
-def pretrained_base(progress: bool = True, rebuild: bool = False, directory: Path | None = None):
-    """The cached embedded default base model, built on first use; returns (model, info)."""
+def base_spec(name: str) -> tuple[dict, dict]:
+    """(model config, pretraining recipe) of the embedded base called ``name`` (``BASES``)."""
+    if name not in BASES:
+        raise ConfigError(f"base: unknown embedded base {name!r} (choose from {', '.join(BASES)})")
+    return BASES[name]
+
+
+def pretrained_base(progress: bool = True, rebuild: bool = False, directory: Path | None = None,
+                    base: str = "default"):
+    """The cached embedded base model ``base`` (default: the embedded default), built on first
+    use; returns (model, info). Each base has its own cache key (architecture + recipe)."""
+    model_cfg, recipe = base_spec(base)
     directory = Path(directory or cache_dir()) / "base"
-    key = _key(DEFAULT_MODEL, DEFAULT_RECIPE)
+    key = _key(model_cfg, recipe)
     weights, manifest = directory / f"{key}.safetensors", directory / f"{key}.json"
     if not rebuild and weights.exists() and manifest.exists():
         info = json.loads(manifest.read_text())
         if info.get("sha256") == sha256_file(weights):
-            model = build_vit(DEFAULT_MODEL["name"], **DEFAULT_MODEL["kwargs"])
+            model = build_vit(model_cfg["name"], **model_cfg["kwargs"])
             model.load_state_dict(read_safetensors(weights))
-            return model.eval(), {**info, "path": str(weights), "cached": True}
-    model, info = pretrain(progress=progress)
+            return model.eval(), {**info, "path": str(weights), "cached": True, "base": base}
+    model, info = pretrain(model_cfg, recipe, progress=progress)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     tmp = weights.with_suffix(".tmp")
     directory.mkdir(parents=True, exist_ok=True)
@@ -106,7 +132,7 @@ def pretrained_base(progress: bool = True, rebuild: bool = False, directory: Pat
     tmp.unlink()
     info["sha256"] = sha256_file(weights)
     atomic_write_json(manifest, info)
-    return model, {**info, "path": str(weights), "cached": False}
+    return model, {**info, "path": str(weights), "cached": False, "base": base}
 
 
 def describe(info: dict[str, Any]) -> str:
