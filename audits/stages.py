@@ -20,6 +20,7 @@ from torch import nn
 from audits.gate import data_section, delta_check, noise_check
 from audits.privacy.blackbox import run_privacy_audit
 from audits.privacy.whitebox import run_whitebox_audit
+from audits.regime_comparison import run_regime_comparison_audit
 from audits.results import AuditResult, Check, Status
 from audits.unlearning import run_unlearning_audit
 from audits.utility import run_utility_audit
@@ -174,6 +175,13 @@ def utility_stage(run: AuditRun) -> None:
     r = run.config.regimes
     train = run.train_data
     train = train.limit(r.train_limit) if r.train_limit is not None and len(train) > r.train_limit else train
+    if r.budget_seconds is not None:
+        run.result.add(run_regime_comparison_audit(
+            run.model, train, run.test, regimes=r.regimes, epsilons=run.config.regime_epsilons,
+            delta=run.config.privacy.mechanism.delta, seeds=list(range(r.seeds)), budget_seconds=r.budget_seconds,
+            noise_seed=run.config.privacy.mechanism.noise_seed or 0, base_name=run.config.model.name or "default",
+            cache=run.cache, progress=run.progress))
+        return
     run.result.add(run_utility_audit(run.model, train=train, test=run.test, regimes=r.regimes,
                                      epsilons=run.config.regime_epsilons, seeds=list(range(r.seeds)),
                                      delta=run.config.privacy.mechanism.delta, train_size=len(train),

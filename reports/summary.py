@@ -106,6 +106,13 @@ def checks_html(report: Mapping[str, Any]) -> str:
             f"</thead><tbody>{body}</tbody></table>")
 
 
+def regime_answer_html(report: Mapping[str, Any]) -> str:
+    """The regime comparison's one-sentence answer (which regime to train under DP), if it ran."""
+    utility = report.get("utility")
+    answer = utility.get("answer") if isinstance(utility, Mapping) else None
+    return f"<p><b>Which regime to train under DP.</b> {esc(answer)}</p>" if answer else ""
+
+
 def summary_html(report: Mapping[str, Any], model_cards: Mapping[str, str]) -> str:
     """Page 1: header, verdict, released models, DP statement, checks."""
     generated = (f"Generated {esc(report.get('created_at', ''))} by privtangent "
@@ -114,9 +121,10 @@ def summary_html(report: Mapping[str, Any], model_cards: Mapping[str, str]) -> s
              f"<p class='sub'>{esc(report.get('subtitle', ''))} {generated}</p>", verdict_html(report)]
     if report.get("summary"):
         parts.append(f"<p>{esc(report['summary'])}</p>")
-    parts += [released_html(report, model_cards), dp_statement_html(report), checks_html(report), "</section>"]
+    parts += [released_html(report, model_cards), dp_statement_html(report), regime_answer_html(report),
+              checks_html(report), "</section>"]
     return "".join(parts)
 
 
-__all__ = ["DP_SUMMARY_KEYS", "checks_html", "dp_statement_html", "released_html", "released_models",
+__all__ = ["DP_SUMMARY_KEYS", "checks_html", "dp_statement_html", "regime_answer_html", "released_html", "released_models",
            "summary_html", "verdict_html"]

@@ -12,7 +12,7 @@ TINY = """\
 data: {train_limit: 200, test_limit: 200}
 privacy: {epsilons: [1, 8], epochs: 10}
 training: {epochs: 2}
-regimes: {regimes: [fc], train_limit: 100}
+regimes: {regimes: [fc], train_limit: 100, seeds: 2, budget_seconds: 6}
 shards: {num_shards: 2, forget: 10}
 audit: {population: 100, shadows: 3, canaries: 32, whitebox_canaries: 2000}
 """
@@ -40,6 +40,9 @@ def test_main_job_writes_every_artifact(tiny_run):
     assert any(i.startswith("whitebox") for i in ids) and any(i.startswith("mia-eps") for i in ids)
     assert [r["epsilon_target"] for r in report["dp_statement"]["runs"]] == [1, 8]
     assert all(r["epsilon"] <= r["epsilon_target"] for r in report["dp_statement"]["runs"])
+    answer = report["utility"]["answer"]  # the regime comparison answers, on page 1 too
+    assert answer.startswith("On ") and "Which regime to train under DP" in (out / "report.html").read_text()
+    assert all("ours_minus_reg_low" in r and r["verdict"] for r in report["utility"]["rows"])
 
 
 def test_report_rerenders_without_retraining(tiny_run, capsys):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from privtangent.cli.options import add_device_option
+
 
 def _floats(text: str) -> tuple[float, ...]:
     try:
@@ -114,6 +116,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     hp.add_argument("--clip", type=float, default=1.0, metavar="C", help="with --no-tune: clipping norm (default 1)")
     p.add_argument("--fresh", action="store_true", help="run everything again (ignore finished runs in OUT/runs)")
     p.add_argument("--threads", type=int, metavar="T", help="torch threads (default: torch's choice)")
+    add_device_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

@@ -131,10 +131,14 @@ PRIVACY_FIELDS = tuple(f.name for f in dataclasses.fields(DPConfig)
 class RegimesSpec:
     """``regimes:`` — the main job's regime comparison (Full/BitFit/LayerNorm/FC × Ours/Reg × ε)."""
 
-    regimes: tuple[str, ...] = ("full", "fc")  # the full grid: full, bitfit, layernorm, fc
+    regimes: tuple[str, ...] = REGIMES  # any of full, bitfit, layernorm, fc
     epsilons: tuple[float, ...] | None = None  # default: privacy.epsilons
-    seeds: int = 1
-    train_limit: int | None = 500  # training samples per grid cell (null: all of data.train_limit)
+    seeds: int = 3  # at least 2 for an interval over seeds
+    train_limit: int | None = None  # training samples (null: all of data.train_limit)
+    # CPU seconds for the comparison: Poisson DP-SGD whose steps and batch size are planned to fit
+    # (privtangent.experiments.regimes.run_quick_comparison). null: the training recipe's DP-GD
+    # for every cell, however long it takes.
+    budget_seconds: float | None = 120.0
 
     def __post_init__(self) -> None:
         need(isinstance(self.regimes, tuple) and len(self.regimes) > 0 and all(r in REGIMES for r in self.regimes),
@@ -145,6 +149,8 @@ class RegimesSpec:
         need(is_integer(self.seeds) and self.seeds >= 1, self, "seeds", "must be an integer ≥ 1")
         need(self.train_limit is None or (is_integer(self.train_limit) and self.train_limit >= 10), self,
              "train_limit", "must be an integer ≥ 10 or null")
+        need(self.budget_seconds is None or (is_number(self.budget_seconds) and 0 < self.budget_seconds < math.inf),
+             self, "budget_seconds", "must be a number of seconds > 0 or null")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from privtangent.data.dataset import ImageData
 from privtangent.features.prefix import prefix_state, run_prefix
@@ -52,6 +51,7 @@ from privtangent.features.store import (
     read_ids,
 )
 from privtangent.io.hashing import sha256_bytes, tensor_hash
+from privtangent.progress import Progress
 
 DEFAULT_MEMORY_BYTES = 2 << 30  # 2 GiB of float32 features held in memory at most
 COPY_CHUNK_BYTES = 64 << 20  # rows copied per read when a purge rewrites a file
@@ -265,8 +265,8 @@ class FeatureCache:
         device = next(model.parameters()).device  # the prefix runs where the model is; features live on the CPU
         model.eval()
         try:
-            with tqdm(total=math.ceil(n / self.batch_size), desc=f"caching features of {data.name}",
-                      disable=not progress, unit="batch") as bar:
+            with Progress(math.ceil(n / self.batch_size), f"caching features of {data.name}", unit="batch",
+                          enabled=progress) as bar:
                 for images, rows in data.iter_images(self.batch_size, self.num_workers):
                     batch = run_prefix(model, start, images.to(device)).cpu()
                     if self.dtype != torch.float32:

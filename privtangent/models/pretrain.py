@@ -14,6 +14,7 @@ cache whose manifest does not match is rebuilt.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -23,13 +24,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
 from privtangent.data import load_task
 from privtangent.errors import ConfigError
 from privtangent.io.atomic import atomic_write_bytes, atomic_write_json
 from privtangent.io.hashing import sha256_file
 from privtangent.models.vit import build_vit, read_safetensors
+from privtangent.progress import Progress
 
 DEFAULT_MODEL: dict[str, Any] = {
     "name": "vit_tiny_patch16_224",
@@ -55,8 +56,6 @@ def cache_dir() -> Path:
 
 
 def _key(model_cfg: dict, recipe: dict) -> str:
-    import hashlib
-
     blob = json.dumps({"model": model_cfg, "recipe": recipe}, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -81,7 +80,7 @@ def pretrain(model_cfg: dict | None = None, recipe: dict | None = None, progress
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe["lr"], total_steps=steps, pct_start=0.1)
     generator = torch.Generator().manual_seed(recipe["seed"])
     start = time.perf_counter()
-    bar = tqdm(total=steps, desc="pretraining base model", disable=not progress, unit="step")
+    bar = Progress(steps, "pretraining base model", unit="step", enabled=progress)
     for _ in range(recipe["epochs"]):
         model.train()
         order = torch.randperm(len(train), generator=generator)
@@ -93,7 +92,7 @@ def pretrain(model_cfg: dict | None = None, recipe: dict | None = None, progress
             optimizer.step()
             scheduler.step()
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.report(loss=round(loss.item(), 3))  # one line per epoch
     bar.close()
     seconds = time.perf_counter() - start
     accuracy = evaluate(model.eval(), test.images, test.labels)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from torch import nn
-from tqdm.auto import tqdm
 
 from privtangent.data import load_task
 from privtangent.data.dataset import LabeledData
@@ -27,6 +26,7 @@ from privtangent.features import FeatureCache
 from privtangent.io.atomic import atomic_write_json
 from privtangent.io.hashing import tensor_hash
 from privtangent.models.pretrain import pretrained_base
+from privtangent.progress import Progress
 
 RUN_VERSION = 1  # bump when a change to training changes results for the same spec
 
@@ -97,11 +97,11 @@ def run_grid(grid: RegimeGrid, *, base: nn.Module | None = None, base_name: str 
     rows: list[dict[str, Any]] = []
     cells = grid.cells()
     start, cpu_start = time.perf_counter(), time.process_time()
-    with tqdm(total=len(cells), desc="compare-regimes", disable=not progress, unit="run") as bar:
+    with Progress(len(cells), "compare-regimes", unit="run", enabled=progress) as bar:
         for data, regime, kind, eps, seed in cells:
             train, test = splits[data]
             n = len(train)
-            bar.set_postfix_str(f"{data} {REGIME_LABELS[regime]} {kind} ε={eps:g} seed={seed}")
+            bar.report(run=f"{data} {REGIME_LABELS[regime]} {kind} ε={eps:g} seed={seed}")
             if (data, eps) not in sigmas:  # σ depends on (ε, δ, q, T) only: calibrate once
                 sigmas[(data, eps)], _ = resolve_noise(grid.dp_config(True, regime, eps, seed, n=n), n)
             config = grid.dp_config(kind == "Ours", regime, eps, seed, noise_multiplier=sigmas[(data, eps)],

@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass
 
 from torch import nn
-from tqdm.auto import tqdm
 
 from privtangent.dp.training import resolve_noise
 from privtangent.errors import ConfigError
@@ -32,6 +31,7 @@ from privtangent.experiments.regimes.runner import run_one
 from privtangent.experiments.regimes.splits import TaskSplit
 from privtangent.experiments.regimes.store import RunStore
 from privtangent.features import FeatureCache
+from privtangent.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -70,13 +70,13 @@ def tune(base: nn.Module, split: TaskSplit, grid: RegimeGrid, tuning: TuningGrid
     at_edge: list[tuple[str, str]] = []
     start = time.process_time()
     cells = [(r, k) for r in grid.regimes for k in grid.kinds]
-    with tqdm(total=len(cells) * len(tuning.points), desc=f"tuning on {split.name} (public)", disable=not progress,
-              unit="run") as bar:
+    with Progress(len(cells) * len(tuning.points), f"tuning on {split.name} (public)", unit="run",
+                  enabled=progress) as bar:
         for regime, kind in cells:
             noise_seed = grid.cell_noise_seed(f"tune|{split.name}", regime, tuning.epsilon, tuning.seed)
             own: list[TuningTrial] = []
             for lr, clip in tuning.points:
-                bar.set_postfix_str(f"{REGIME_LABELS[regime]} {kind} lr={lr:g} C={clip:g}")
+                bar.report(run=f"{REGIME_LABELS[regime]} {kind} lr={lr:g} C={clip:g}")
                 config = grid.dp_config(kind == "Ours", regime, tuning.epsilon, tuning.seed, n=n).replace(
                     lr=float(lr), max_grad_norm=float(clip), sample_rate=q_public, epochs=steps * q_public,
                     target_epsilon=None, noise_multiplier=sigma, noise_seed=noise_seed)
