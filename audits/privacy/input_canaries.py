@@ -67,7 +67,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -135,7 +135,7 @@ class _DifferentiableSites(_SiteRecorder):
         self.sites.append(_Site(kind, name, index, tensor.shape, tap, x))
 
 
-def tangent_gradients(model: nn.Module, features: Tensor, directions: Tensor, *, create_graph: bool = False) -> Tensor:
+def tangent_gradients(model: Any, features: Tensor, directions: Tensor, *, create_graph: bool = False) -> Tensor:
     """(B, |Δw|): row b is J(x_b)ᵀ v_b for a tangent model with output "jvp" (flattened in the order
     of ``trainable(model)``), from one forward and one backward pass (Σ_t g_t ⊗ x_t per linear site).
 
@@ -169,7 +169,7 @@ def tangent_gradients(model: nn.Module, features: Tensor, directions: Tensor, *,
     return out if create_graph else out.detach()
 
 
-def _prefix(model: nn.Module, images: Tensor) -> Tensor:
+def _prefix(model: Any, images: Tensor) -> Tensor:
     """The frozen prefix's output, differentiable in the images (``TangentViT.prefix`` is not)."""
     base = model.base
     x = base.norm_pre(base.patch_drop(base._pos_embed(base.patch_embed(images))))
@@ -199,20 +199,20 @@ class TangentSubspace:
         return self.coef @ output_contrasts(probe_outputs.double()).to(self.coef.dtype)
 
 
-def _probe_rows(model: nn.Module, features: Tensor, num_classes: int) -> Tensor:
+def _probe_rows(model: Any, features: Tensor, num_classes: int) -> Tensor:
     """A for a chunk of probes: rows J(x_p)ᵀ(e_k − e_K), probe-major."""
     contrasts = _contrast_directions(num_classes)
     k = contrasts.shape[0]
     return tangent_gradients(model, features.repeat_interleave(k, 0), contrasts.repeat(features.shape[0], 1))
 
 
-def _rows_times(model: nn.Module, probe_features: Tensor, num_classes: int, right: Tensor, chunk: int) -> Tensor:
+def _rows_times(model: Any, probe_features: Tensor, num_classes: int, right: Tensor, chunk: int) -> Tensor:
     """A·right, one chunk of probes at a time."""
     return torch.cat([_probe_rows(model, probe_features[i : i + chunk], num_classes).double() @ right
                       for i in range(0, probe_features.shape[0], chunk)])
 
 
-def _rows_transposed_times(model: nn.Module, probe_features: Tensor, num_classes: int, left: Tensor,
+def _rows_transposed_times(model: Any, probe_features: Tensor, num_classes: int, left: Tensor,
                            chunk: int) -> Tensor:
     """leftᵀ·A (left has one row per row of A), one chunk of probes at a time."""
     per = num_classes - 1
@@ -223,7 +223,7 @@ def _rows_transposed_times(model: nn.Module, probe_features: Tensor, num_classes
     return out
 
 
-def public_subspace(model: nn.Module, probe_features: Tensor, num_classes: int, *, rank: int = DEFAULT_RANK,
+def public_subspace(model: Any, probe_features: Tensor, num_classes: int, *, rank: int = DEFAULT_RANK,
                     oversample: int = 40, power_iterations: int = 1, seed: int = 0, chunk: int = 100
                     ) -> TangentSubspace:
     """Top-``rank`` right singular vectors of the probes' Jacobian rows A by a randomized SVD (Halko,
@@ -253,7 +253,7 @@ def public_subspace(model: nn.Module, probe_features: Tensor, num_classes: int, 
 # --------------------------------------------------------------------------------------
 # the construction
 # --------------------------------------------------------------------------------------
-def last_block_activations(model: nn.Module, features: Tensor) -> dict[str, Tensor]:
+def last_block_activations(model: Any, features: Tensor) -> dict[str, Tensor]:
     """The inputs of the last block's linear sites for the CLS row (primal, Δw = 0): the CLS token's
     first norm (q rows of qkv), the attention-weighted token norms per head (v rows), the
     attention output (proj), the second norm (fc1), the hidden activation (fc2) and the final norm
@@ -309,7 +309,7 @@ def _label_weights(labels: Tensor, num_classes: int) -> Tensor:
     return v @ v.T
 
 
-def _tail_directions(model: nn.Module, images: Tensor, labels: Tensor, num_classes: int, basis: Tensor,
+def _tail_directions(model: Any, images: Tensor, labels: Tensor, num_classes: int, basis: Tensor,
                      create_graph: bool) -> tuple[Tensor, Tensor]:
     """(w, ‖B u‖²): the canaries' unit directions u minus their public-subspace part, and that part's energy."""
     g = tangent_gradients(model, _prefix(model, images), residual_directions(labels, num_classes),
@@ -319,7 +319,7 @@ def _tail_directions(model: nn.Module, images: Tensor, labels: Tensor, num_class
     return u - coords @ basis, coords.pow(2).sum(1)
 
 
-def make_input_canaries(model: nn.Module, probe_images: Tensor, subspace: TangentSubspace, num_canaries: int,
+def make_input_canaries(model: Any, probe_images: Tensor, subspace: TangentSubspace, num_canaries: int,
                         num_classes: int, *, seed: int = 0, surrogate_steps: int = 300, refine_steps: int = 0,
                         kappa: float = 0.7, lr: float = 0.05, refine_lr: float = 0.01, batch: int = 64,
                         energy: float = 0.995, progress: bool = False) -> tuple[Tensor, Tensor]:
@@ -356,7 +356,7 @@ def make_input_canaries(model: nn.Module, probe_images: Tensor, subspace: Tangen
     return images, labels
 
 
-def _refine(model: nn.Module, images: Tensor, labels: Tensor, num_classes: int, basis: Tensor, *, steps: int,
+def _refine(model: Any, images: Tensor, labels: Tensor, num_classes: int, basis: Tensor, *, steps: int,
             kappa: float, lr: float, batch: int, gen: torch.Generator, progress: bool) -> Tensor:
     """Passes of the exact objective: each canary's log predicted SNR against the others' tails."""
     m = images.shape[0]
@@ -408,7 +408,7 @@ class InputCanaries:
                 "keep": self.keep, "interference": self.interference, "noise_gram": self.noise_gram}
 
 
-def canary_directions(model: nn.Module, images: Tensor, labels: Tensor, num_classes: int, subspace: TangentSubspace,
+def canary_directions(model: Any, images: Tensor, labels: Tensor, num_classes: int, subspace: TangentSubspace,
                       *, batch: int = 64, meta: Mapping[str, Any] | None = None) -> InputCanaries:
     """Everything the scores need about the canaries, from the public model at Δw = 0."""
     with torch.no_grad():
@@ -501,7 +501,7 @@ def input_canary_scores(canary_outputs: Tensor, probe_outputs: Tensor, canaries:
     return mmse_scores(projected, canaries).numpy()
 
 
-def tangent_outputs(model: nn.Module, images: Tensor, output: str, reference: nn.Module | None = None,
+def tangent_outputs(model: Any, images: Tensor, output: str, reference: Any = None,
                     batch: int = 512) -> Tensor:
     """J(x)·Δw of the released ``model`` on ``images``, from its logits alone: the logits themselves
     when it predicts with J·Δw (output "jvp"), else minus the public ``reference`` (the same
@@ -538,6 +538,8 @@ class InputCanaryRun:
     bug: str | None
     seconds: float
     details: dict = field(default_factory=dict)
+    canary_outputs: Tensor | None = None  # J·Δw on the canaries and the probes: other decoders, post hoc
+    probe_outputs: Tensor | None = None
 
 
 def with_canaries(train: LabeledData, canaries: InputCanaries, included: np.ndarray) -> LabeledData:
@@ -588,7 +590,7 @@ def input_canary_run(base: nn.Module, train: LabeledData, dp_config: Any, canari
                "optimizer": run_config.optimizer, "train_seconds": result.metrics["train_seconds"],
                "steps": result.metrics["steps"]}
     return InputCanaryRun(scores, _Game(canaries.num_canaries, included), claim, bug, time.perf_counter() - start,
-                          details)
+                          details, canary_out, probe_out)
 
 
 # --------------------------------------------------------------------------------------
@@ -611,7 +613,7 @@ class Construction:
                 "version": CONSTRUCTION_VERSION}
 
 
-def _audited_model(base: nn.Module, dp_config: Any, num_classes: int) -> nn.Module:
+def _audited_model(base: nn.Module, dp_config: Any, num_classes: int) -> Any:
     from privtangent.train import prepare_model
 
     if not dp_config.tangent:
@@ -659,9 +661,9 @@ def load_or_make_input_canaries(base: nn.Module, dp_config: Any, probe_images: T
     entry = folder / key
     if (entry / "canaries.json").exists():
         tensors, manifest = load_checkpoint(entry, name="canaries")
-        canaries = InputCanaries(*(tensors[k] for k in ("images", "labels", "grad_norms", "coords", "keep",
-                                                        "interference", "noise_gram")),
-                                 meta={**manifest.get("meta", {}), "cached": True})
+        canaries = InputCanaries(tensors["images"], tensors["labels"], tensors["grad_norms"], tensors["coords"],
+                                 tensors["keep"], tensors["interference"], tensors["noise_gram"],
+                                 {**manifest.get("meta", {}), "cached": True})
         return canaries, tensors["subspace_coef"]
     canaries, coef = build_input_canaries(base, dp_config, probe_images, num_classes, construction, progress=progress)
     save_checkpoint(entry, {**canaries.tensors(), "subspace_coef": coef},
@@ -740,7 +742,8 @@ def run_input_canary_audit(base: nn.Module, train: LabeledData, dp_config: Any, 
         run = input_canary_run(base, train, cfg, made, coef, probe_images, seed=seed + 1000 * i, bug=bug,
                                noise_seed=None if noise_seed is None else noise_seed + i, decoder=decoder,
                                threads=threads)
-        these = bound_rows(run, num_guesses=r, confidence=confidence, ideal_simulations=ideal_simulations,
+        # bound_rows reads scores, claim, seconds and canaries.{num_canaries, included}: all here
+        these = bound_rows(cast(Any, run), num_guesses=r, confidence=confidence, ideal_simulations=ideal_simulations,
                            seed=seed + 1000 * i)
         for row in these:
             row["model"] = name

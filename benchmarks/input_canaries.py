@@ -1,0 +1,372 @@
+"""Input-canary audit of the released model vs the white-box audit, on the embedded default.
+
+    python benchmarks/input_canaries.py                      # → benchmarks/results/input_canaries.md (+ .json)
+    python benchmarks/input_canaries.py --sections main,controls --seeds 5
+
+Audited: the main job's DP training — the embedded default ViT, tangent model (last block
+linearized, reset), output J·Δw, cross-entropy, full-batch DP-GD, 50 steps, C = 1, δ = 1e-5, σ
+calibrated by the PRV accountant, Adam lr 1e-2 — on the main job's 1,000 Fashion-MNIST 5–9
+training images plus the included canaries. Probes: the first 1,000 images of the public
+Fashion-MNIST 5–9 test split. Sections (``--sections``):
+
+- main: ε ∈ {1, 3, 8} × seeds (canary bits and DP noise), Adam: ε_lb, tightness, power, per decoder;
+- timing: the whole audit of the three ε (``run_input_canary_audit``), canaries cached;
+- sgd: the same with plain SGD (lr 1) instead of Adam;
+- noise: canaries that are Gaussian-noise images (no optimization): the construction's effect;
+- fc: the FC regime (head only) with the same canary images;
+- controls: the white-box audit's broken-DP runs (noise × ½, clipping off, wrong steps) — must FAIL;
+- null: ≥ 200 simulated correct runs of the measured linear score model (a = the claim's μ, the
+  real interference and noise Gram), decoded like the real runs: how often ε_lb > ε.
+
+Every section stores its rows in the JSON file; ``--sections`` reruns only some of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from audits.privacy import input_canaries as ic  # noqa: E402
+from audits.privacy import whitebox as wb  # noqa: E402
+from audits.privacy.fdp import gdp_one_run_epsilon_lower_bound  # noqa: E402
+from audits.privacy.one_run import one_run_guesses  # noqa: E402
+
+EPSILONS = (1.0, 3.0, 8.0)
+SECTIONS = ("main", "timing", "sgd", "noise", "fc", "controls", "null")
+WHITEBOX_FDP = {1.0: (0.60, 0.67), 3.0: (0.69, 0.76), 8.0: (0.65, 0.65)}  # BENCHMARKS.md: median over 5 seeds, m = 20,000 / the run shown
+
+
+def load():
+    from audits.pipeline import _first_n_shuffled
+    from privtangent.data import load_task
+    from privtangent.models import pretrained_base
+
+    base, _ = pretrained_base(progress=False)
+    train = _first_n_shuffled(load_task("fashion-near", "train"), 1000, 0)  # the main job's training set
+    probes = load_task("fashion-near", "test", limit=1000).images
+    return base, train, probes
+
+
+def dp_config(**changes):
+    from privtangent.dp.training import DPConfig
+
+    return DPConfig(reset=True).replace(**changes)  # the main job's DP training
+
+
+def mu_estimate(scores: np.ndarray, bits: np.ndarray) -> float:
+    """(mean in − mean out) / pooled std: a descriptive effect size, never used by the audit."""
+    a, b = scores[bits], scores[~bits]
+    return float((a.mean() - b.mean()) / math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2))
+
+
+def decoded(run, canaries, coef) -> dict[str, np.ndarray]:
+    return {d: ic.input_canary_scores(run.canary_outputs, run.probe_outputs, canaries, coef, d) for d in ic.DECODERS}
+
+
+def one_run(base, train, probes, cfg, pack, seed, bug=None, decoders=ic.DECODERS, full_rows=True) -> dict:
+    canaries, coef = pack
+    run = ic.input_canary_run(base, train, cfg, canaries, coef, probes, seed=seed, bug=bug, noise_seed=None)
+    m, claim = canaries.num_canaries, run.claim
+    r = wb.choose_num_guesses(m, claim)
+    bits = run.canaries.included
+    out: dict = {"epsilon": claim.target_epsilon, "claimed": claim.epsilon, "mu": claim.mu, "seed": seed, "bug": bug,
+           "optimizer": cfg.optimizer, "m": m, "r": r, "seconds": run.seconds, "decoders": {}}
+    for name, scores in decoded(run, canaries, coef).items():
+        if name not in decoders:
+            continue
+        rr, v = one_run_guesses(scores, bits, r)
+        entry: dict = {"correct": v, "mu_hat": mu_estimate(scores, bits),
+                 "fdp": float(gdp_one_run_epsilon_lower_bound(m, rr, v, delta=claim.delta, confidence=0.95))}
+        if full_rows and name == "mmse":
+            run.scores = scores
+            rows = wb.bound_rows(run, num_guesses=r, confidence=0.95)  # type: ignore[arg-type]  # duck-typed run
+            entry["rows"] = rows
+        out["decoders"][name] = entry
+    return out
+
+
+def fmt(x, nd=2):
+    return "–" if x is None else f"{x:.{nd}f}"
+
+
+# --------------------------------------------------------------------------------------
+# sections
+# --------------------------------------------------------------------------------------
+def section_main(ctx, args, optimizer="adam", lr=1e-2, epsilons=EPSILONS, seeds=None):
+    rows = []
+    for eps in epsilons:
+        for seed in range(seeds or args.seeds):
+            cfg = dp_config(target_epsilon=eps, optimizer=optimizer, lr=lr)
+            rows.append(one_run(ctx["base"], ctx["train"], ctx["probes"], cfg, ctx["pack"], seed))
+            d = rows[-1]["decoders"]
+            print(f"[{optimizer}] ε={eps} seed={seed}: " + ", ".join(f"{k} {v['fdp']:.2f} (μ̂ {v['mu_hat']:.2f})"
+                                                              for k, v in d.items()), flush=True)
+    return rows
+
+
+def section_timing(ctx, args):
+    start = time.perf_counter()
+    res = ic.run_input_canary_audit(ctx["base"], ctx["train"], dp_config(), probe_images=ctx["probes"],
+                                    epsilons=list(EPSILONS), canaries=ctx["pack"], seed=100)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "checks": res["checks"], "runs": res["body"]["runs"],
+            "rows": [{k: r[k] for k in ("method", "epsilon_claimed", "num_guesses", "num_correct", "epsilon_lb",
+                                        "tightness", "audit_power", "status")} for r in res["body"]["rows"]]}
+
+
+def section_noise(ctx, args):
+    from privtangent.train import prepare_model
+
+    model = prepare_model(ctx["base"], 5, dp_config().train_config()).eval()
+    sub = ctx.get("subspace")
+    if sub is None:
+        with torch.no_grad():
+            feats = model.prefix(ctx["probes"])
+        sub = ic.public_subspace(model, feats, 5, rank=ic.DEFAULT_RANK)
+        ctx["subspace"] = sub
+    m = ctx["pack"][0].num_canaries
+    gen = torch.Generator().manual_seed(0)
+    images, labels = torch.randn(m, 1, 28, 28, generator=gen), torch.randint(0, 5, (m,), generator=gen)
+    pack = (ic.canary_directions(model, images, labels, 5, sub), sub.coef.float())
+    rows = []
+    for eps in (3.0, 8.0):
+        for seed in range(2):
+            rows.append(one_run(ctx["base"], ctx["train"], ctx["probes"], dp_config(target_epsilon=eps), pack, seed,
+                                full_rows=False))
+            print(f"[noise] ε={eps} seed={seed}: {rows[-1]['decoders']['mmse']['fdp']:.2f}", flush=True)
+    return {"keep_median": float(pack[0].keep.median()), "rows": rows}
+
+
+def section_fc(ctx, args):
+    from privtangent.train import prepare_model
+
+    cfg = dp_config(regime="fc")
+    model = prepare_model(ctx["base"], 5, cfg.train_config()).eval()
+    with torch.no_grad():
+        feats = model.prefix(ctx["probes"])
+    canaries = ctx["pack"][0]
+    out = {}
+    for rank in (0, 100):
+        if rank:
+            sub = ic.public_subspace(model, feats, 5, rank=rank)
+        else:
+            dim = sum(int(p.numel()) for p in model.trainable_parameters().values())
+            sub = ic.TangentSubspace(torch.zeros(0, dim), torch.zeros(0, 4 * feats.shape[0], dtype=torch.float64),
+                                     torch.zeros(0), "none")
+        pack = (ic.canary_directions(model, canaries.images, canaries.labels, 5, sub), sub.coef.float())
+        rows = [one_run(ctx["base"], ctx["train"], ctx["probes"], dp_config(regime="fc", target_epsilon=8.0), pack, 0,
+                        full_rows=False)]
+        print(f"[fc rank {rank}] ε=8: " + ", ".join(f"{k} {v['fdp']:.2f}" for k, v in rows[0]["decoders"].items()),
+              flush=True)
+        out[str(rank)] = {"keep_median": float(pack[0].keep.median()), "rows": rows}
+    return out
+
+
+def section_controls(ctx, args):
+    rows = []
+    for bug in ("noise-half", "clip-off", "wrong-steps"):
+        for eps in EPSILONS:
+            rows.append(one_run(ctx["base"], ctx["train"], ctx["probes"], dp_config(target_epsilon=eps), ctx["pack"],
+                                0, bug=bug, decoders=("mmse",)))
+            status = rows[-1]["decoders"]["mmse"]["rows"]
+            print(f"[control {bug}] ε={eps}: " + ", ".join(f"{r['method']} {r['epsilon_lb']:.2f} {r['status']}"
+                                                          for r in status), flush=True)
+    return rows
+
+
+def section_null(ctx, args, main_rows):
+    """Simulated correct runs: s = a·M·b + τ·(ŴŴᵀ)^{1/2} z with a = the claim's μ (τ = 1)."""
+    canaries, _ = ctx["pack"]
+    m_mat, gram = canaries.interference.double(), canaries.noise_gram.double()
+    evals, evecs = torch.linalg.eigh(gram)
+    root = evecs * evals.clamp(min=0).sqrt()
+    out = {}
+    for eps in EPSILONS:
+        claim, _ = wb.claim_for(dp_config(target_epsilon=eps), 1000)
+        r = wb.choose_num_guesses(canaries.num_canaries, claim)
+        lbs = []
+        rng = np.random.default_rng([7, int(eps * 10)])
+        for sim in range(args.null_runs):
+            bits = rng.random(canaries.num_canaries) < 0.5
+            z = torch.as_tensor(rng.standard_normal(canaries.num_canaries))
+            s = claim.mu * (m_mat @ torch.as_tensor(bits, dtype=torch.float64)) + root @ z
+            scores = ic.mmse_scores(s, canaries).numpy()
+            rr, v = one_run_guesses(scores, bits, r)
+            lbs.append(float(gdp_one_run_epsilon_lower_bound(canaries.num_canaries, rr, v, delta=claim.delta,
+                                                             confidence=0.95)))
+        real = [row["decoders"]["mmse"] for row in main_rows if row["epsilon"] == eps]
+        out[str(eps)] = {"runs": args.null_runs, "over": int(sum(lb > claim.epsilon for lb in lbs)),
+                         "median_lb": float(np.median(lbs)), "max_lb": float(np.max(lbs)), "claimed": claim.epsilon,
+                         "real_runs": len(real), "real_over": int(sum(x["fdp"] > claim.epsilon for x in real))}
+        print(f"[null] ε={eps}: over {out[str(eps)]['over']}/{args.null_runs}, median {out[str(eps)]['median_lb']:.2f}",
+              flush=True)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------
+def _median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def render(res: dict, args) -> str:
+    meta = res["meta"]
+    lines = ["## Input-canary audit of the released model (black box, one run)", "",
+             f"Command: `{meta['command']}` (from the repository root).", "",
+             f"Machine: {meta['machine']}; load average {meta['load_before']} before, {meta['load_after']} after "
+             "(a shared machine: seconds vary run to run).", "",
+             "Audited: the main job's DP training (embedded default ViT, tangent, last block linearized with reset, "
+             "output J·Δw, cross-entropy, full-batch DP-GD, 50 steps, C = 1, δ = 1e-5, PRV-calibrated σ, Adam lr 1e-2) "
+             "on the main job's 1,000 Fashion-MNIST 5–9 training images plus the included canaries. "
+             f"Canaries: {meta['canaries']}. Probes: the first 1,000 images of the public Fashion-MNIST 5–9 test split. "
+             "Guesses: top ⌊r/2⌋ in, bottom r − ⌊r/2⌋ out, r = `choose_num_guesses(m, claim)` fixed before the run. "
+             "Bounds: f-DP (accountant's curve, `gdp_one_run_epsilon_lower_bound`, method auto) and binomial, 95 %.", ""]
+    main = res.get("main")
+    if main:
+        lines += ["### Tightness over seeds (Adam, the production recipe)", "",
+                  "| claimed ε | decoder | seeds | median ε_lb | median tightness | min | max | median μ̂/μ | white-box f-DP tightness (median / one run) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for eps in EPSILONS:
+            these = [row for row in main if row["epsilon"] == eps]
+            if not these:
+                continue
+            for dec in ic.DECODERS:
+                lbs = [row["decoders"][dec]["fdp"] for row in these if dec in row["decoders"]]
+                mus = [row["decoders"][dec]["mu_hat"] / row["mu"] for row in these if dec in row["decoders"]]
+                claimed = these[0]["claimed"]
+                wbm, wb1 = WHITEBOX_FDP[eps]
+                lines.append(f"| {eps:g} | {dec} | {len(lbs)} | {fmt(_median(lbs))} | {fmt(_median(lbs) / claimed)} | "
+                             f"{fmt(min(lbs) / claimed)} | {fmt(max(lbs) / claimed)} | {fmt(_median(mus))} | {wbm:.2f} / {wb1:.2f} |")
+        lines += ["", "One run per ε (seed 0, decoder mmse), every row of the audit:", "",
+                  "| claimed ε | bound | m | guesses | correct | ε_lb | tightness | ideal tightness | audit power | verdict |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for row in main:
+            if row["seed"] != 0:
+                continue
+            for b in row["decoders"]["mmse"].get("rows", []):
+                lines.append(f"| {b['epsilon_claimed']:.3g} | {b['method']} | {b['num_canaries']} | {b['num_guesses']} | "
+                             f"{b['num_correct']} | {fmt(b['epsilon_lb'], 3)} | {fmt(b['tightness'])} | "
+                             f"{fmt(b['ideal_tightness'])} | {fmt(b['audit_power'])} | {b['status']} |")
+        lines.append("")
+    if res.get("timing"):
+        t = res["timing"]
+        lines += [f"Whole audit of the three ε (`run_input_canary_audit(epsilons=[1, 3, 8])`, canaries cached): "
+                  f"**{t['seconds']:.0f} s** on one thread; verdicts {', '.join(c['status'] for c in t['checks'])}. "
+                  f"Building the canaries once (cached on disk): {meta.get('construction_seconds', float('nan')):.0f} s.", ""]
+    for key, title in (("sgd", "Plain SGD (lr 1) instead of Adam"),):
+        if res.get(key):
+            lines += [f"### {title}", "", "| claimed ε | decoder | seeds | median ε_lb | median tightness | median μ̂/μ |",
+                      "|---|---|---|---|---|---|"]
+            for eps in EPSILONS:
+                these = [row for row in res[key] if row["epsilon"] == eps]
+                if not these:
+                    continue
+                for dec in ic.DECODERS:
+                    lbs = [row["decoders"][dec]["fdp"] for row in these]
+                    mus = [row["decoders"][dec]["mu_hat"] / row["mu"] for row in these]
+                    lines.append(f"| {eps:g} | {dec} | {len(lbs)} | {fmt(_median(lbs))} | "
+                                 f"{fmt(_median(lbs) / these[0]['claimed'])} | {fmt(_median(mus))} |")
+            lines.append("")
+    if res.get("noise"):
+        n = res["noise"]
+        lines += ["### Construction: Gaussian-noise images instead of crafted canaries", "",
+                  f"Median ‖w_c‖ (the part of a canary's direction outside the public subspace): {n['keep_median']:.2f} "
+                  f"(crafted: {meta['keep_median']:.2f}).", "",
+                  "| claimed ε | seed | decoder | ε_lb | tightness | μ̂/μ |", "|---|---|---|---|---|---|"]
+        for row in n["rows"]:
+            for dec, v in row["decoders"].items():
+                lines.append(f"| {row['epsilon']:g} | {row['seed']} | {dec} | {fmt(v['fdp'])} | "
+                             f"{fmt(v['fdp'] / row['claimed'])} | {fmt(v['mu_hat'] / row['mu'])} |")
+        lines.append("")
+    if res.get("fc"):
+        lines += ["### Regime FC (head only), ε = 8, the same canary images", "",
+                  "| public rank removed | median ‖w_c‖ | decoder | ε_lb | tightness | μ̂/μ |", "|---|---|---|---|---|---|"]
+        for rank, v in res["fc"].items():
+            row = v["rows"][0]
+            for dec, d in row["decoders"].items():
+                lines.append(f"| {rank} | {v['keep_median']:.2f} | {dec} | {fmt(d['fdp'])} | "
+                             f"{fmt(d['fdp'] / row['claimed'])} | {fmt(d['mu_hat'] / row['mu'])} |")
+        lines.append("")
+    if res.get("controls"):
+        lines += ["### Broken-DP controls (each claims the target ε; each must FAIL)", "",
+                  "| bug | claimed ε | binomial ε_lb | f-DP ε_lb | verdict |", "|---|---|---|---|---|"]
+        for row in res["controls"]:
+            b = {r["method"]: r for r in row["decoders"]["mmse"]["rows"]}
+            binom = next((r for k, r in b.items() if "binomial" in k), None)
+            fdp = next((r for k, r in b.items() if "f-DP" in k), None)
+            verdict = "FAIL" if any(r["status"] == "FAIL" for r in b.values()) else "PASS"
+            lines.append(f"| {row['bug']} | {row['claimed']:.3g} | {fmt(binom and binom['epsilon_lb'], 3)} | "
+                         f"{fmt(fdp and fdp['epsilon_lb'], 3)} | {verdict} |")
+        lines.append("")
+    if res.get("null"):
+        lines += ["### Over-claims on correct runs", "",
+                  "| claimed ε | simulated correct runs | ε_lb > ε | median ε_lb | max ε_lb | real correct runs (main) | ε_lb > ε |",
+                  "|---|---|---|---|---|---|---|"]
+        for eps, v in res["null"].items():
+            lines.append(f"| {float(eps):g} | {v['runs']} | {v['over']} | {v['median_lb']:.2f} | {v['max_lb']:.2f} | "
+                         f"{v['real_runs']} | {v['real_over']} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--sgd-seeds", type=int, default=3)
+    ap.add_argument("--null-runs", type=int, default=200)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    wanted = [s for s in args.sections.split(",") if s]
+    unknown = sorted(set(wanted) - set(SECTIONS))
+    if unknown:
+        ap.error(f"unknown sections {unknown}")
+    path = args.out / "input_canaries.json"
+    res = json.loads(path.read_text()) if path.exists() else {}
+    load_before = [round(x, 1) for x in os.getloadavg()]
+    base, train, probes = load()
+    start = time.perf_counter()
+    pack = ic.load_or_make_input_canaries(base, dp_config(), probes, 5, ic.Construction(), progress=True)
+    ctx = {"base": base, "train": train, "probes": probes, "pack": pack}
+    meta = res.get("meta", {})
+    meta.update({"canaries": (f"m = {pack[0].num_canaries} crafted images (construction {pack[0].meta}), labels uniform"),
+                 "keep_median": float(pack[0].keep.median()),
+                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 torch thread",
+                 "command": "python benchmarks/input_canaries.py " + " ".join(sys.argv[1:])})
+    if not pack[0].meta.get("cached", False):
+        meta["construction_seconds"] = time.perf_counter() - start
+    for section in wanted:
+        t0 = time.perf_counter()
+        if section == "main":
+            res["main"] = section_main(ctx, args)
+        elif section == "sgd":
+            res["sgd"] = section_main(ctx, args, optimizer="sgd", lr=1.0, epsilons=(3.0, 8.0), seeds=args.sgd_seeds)
+        elif section == "null":
+            res["null"] = section_null(ctx, args, res.get("main", []))
+        else:
+            res[section] = globals()[f"section_{section}"](ctx, args)
+        meta.setdefault("section_seconds", {})[section] = time.perf_counter() - t0
+        meta["load_before"], meta["load_after"] = load_before, [round(x, 1) for x in os.getloadavg()]
+        res["meta"] = meta
+        args.out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(res, indent=1, default=float))
+        (args.out / "input_canaries.md").write_text(render(res, args))
+
+
+if __name__ == "__main__":
+    main()
