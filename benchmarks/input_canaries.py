@@ -16,7 +16,10 @@ Fashion-MNIST 5–9 test split. Sections (``--sections``):
 - fc: the FC regime (head only) with the same canary images;
 - controls: the white-box audit's broken-DP runs (noise × ½, clipping off, wrong steps) — must FAIL;
 - null: ≥ 200 simulated correct runs of the measured linear score model (a = the claim's μ, the
-  real interference and noise Gram), decoded like the real runs: how often ε_lb > ε.
+  real interference and noise Gram), decoded like the real runs: how often ε_lb > ε;
+- geometry: public quantities of the crafted and of Gaussian-noise canaries (the part of each
+  direction outside the public subspace, the overlap with the other canaries) and the μ_eff/μ
+  they predict for the matched-filter and the MMSE decoders; the probes' energy in the subspace.
 
 Every section stores its rows in the JSON file; ``--sections`` reruns only some of them.
 """
@@ -45,7 +48,7 @@ from audits.privacy.fdp import gdp_one_run_epsilon_lower_bound  # noqa: E402
 from audits.privacy.one_run import one_run_guesses  # noqa: E402
 
 EPSILONS = (1.0, 3.0, 8.0)
-SECTIONS = ("main", "timing", "sgd", "noise", "fc", "controls", "null")
+SECTIONS = ("main", "timing", "sgd", "noise", "fc", "controls", "null", "geometry")
 WHITEBOX_FDP = {1.0: (0.60, 0.67), 3.0: (0.69, 0.76), 8.0: (0.65, 0.65)}  # BENCHMARKS.md: median over 5 seeds, m = 20,000 / the run shown
 
 
@@ -93,6 +96,8 @@ def one_run(base, train, probes, cfg, pack, seed, bug=None, decoders=ic.DECODERS
         if full_rows and name == "mmse":
             run.scores = scores
             rows = wb.bound_rows(run, num_guesses=r, confidence=0.95)  # type: ignore[arg-type]  # duck-typed run
+            for row in rows:
+                row["method"] = "input canaries, " + row["method"].replace("white-box ", "")
             entry["rows"] = rows
         out["decoders"][name] = entry
     return out
@@ -128,19 +133,7 @@ def section_timing(ctx, args):
 
 
 def section_noise(ctx, args):
-    from privtangent.train import prepare_model
-
-    model = prepare_model(ctx["base"], 5, dp_config().train_config()).eval()
-    sub = ctx.get("subspace")
-    if sub is None:
-        with torch.no_grad():
-            feats = model.prefix(ctx["probes"])
-        sub = ic.public_subspace(model, feats, 5, rank=ic.DEFAULT_RANK)
-        ctx["subspace"] = sub
-    m = ctx["pack"][0].num_canaries
-    gen = torch.Generator().manual_seed(0)
-    images, labels = torch.randn(m, 1, 28, 28, generator=gen), torch.randint(0, 5, (m,), generator=gen)
-    pack = (ic.canary_directions(model, images, labels, 5, sub), sub.coef.float())
+    _, pack = _noise_pack(ctx)
     rows = []
     for eps in (3.0, 8.0):
         for seed in range(2):
@@ -148,6 +141,52 @@ def section_noise(ctx, args):
                                 full_rows=False))
             print(f"[noise] ε={eps} seed={seed}: {rows[-1]['decoders']['mmse']['fdp']:.2f}", flush=True)
     return {"keep_median": float(pack[0].keep.median()), "rows": rows}
+
+
+def _noise_pack(ctx):
+    """Gaussian-noise canary images (seeded), described against the same public subspace."""
+    from privtangent.train import prepare_model
+
+    model = prepare_model(ctx["base"], 5, dp_config().train_config()).eval()
+    if ctx.get("subspace") is None:
+        with torch.no_grad():
+            ctx["features"] = model.prefix(ctx["probes"])
+        ctx["subspace"] = ic.public_subspace(model, ctx["features"], 5, rank=ic.DEFAULT_RANK)
+    m = ctx["pack"][0].num_canaries
+    gen = torch.Generator().manual_seed(0)
+    images, labels = torch.randn(m, 1, 28, 28, generator=gen), torch.randint(0, 5, (m,), generator=gen)
+    return model, (ic.canary_directions(model, images, labels, 5, ctx["subspace"]), ctx["subspace"].coef.float())
+
+
+def predicted_ratio(canaries, mu: float) -> dict:
+    """μ_eff/μ predicted from public geometry alone, a = μ (the canary exactly as strong as the claim):
+    matched filter keep/√(1 + (μ²/4)Σ_{c'≠c} M²) and linear MMSE 2√(SINR)/μ (medians over canaries)."""
+    m_mat, gram = canaries.interference.double(), canaries.noise_gram.double()
+    off = m_mat - torch.diag(torch.diag(m_mat))
+    matched = torch.diag(m_mat) / (1 + mu * mu / 4 * off.pow(2).sum(1)).sqrt()
+    h = mu * m_mat
+    q = 0.25 * (h * torch.linalg.solve(gram + 0.25 * h @ h.T, h)).sum(0)
+    mmse = 2 * (q / (1 - q)).sqrt() / mu
+    return {"matched": float(matched.median()), "mmse": float(mmse.median())}
+
+
+def section_geometry(ctx, args):
+    model, noise = _noise_pack(ctx)
+    total = sum(float(ic._probe_rows(model, ctx["features"][i : i + 100], 5).double().pow(2).sum())
+                for i in range(0, ctx["features"].shape[0], 100))
+    sub = ctx["subspace"]
+    out = {"probe_energy_in_subspace": float(sub.singular_values.pow(2).sum()) / total, "rank": sub.rank, "packs": {}}
+    for name, (canaries, _) in (("crafted", ctx["pack"]), ("noise", noise)):
+        m_mat = canaries.interference.double()
+        off = m_mat - torch.diag(torch.diag(m_mat))
+        entry = {"keep_median": float(canaries.keep.median()), "overlap_median": float(off.pow(2).sum(1).median()),
+                 "grad_norm_median": float(canaries.grad_norms.median()), "predicted": {}}
+        for eps in EPSILONS:
+            claim, _ = wb.claim_for(dp_config(target_epsilon=eps), 1000)
+            entry["predicted"][str(eps)] = predicted_ratio(canaries, claim.mu)
+        out["packs"][name] = entry
+        print(f"[geometry] {name}: {entry}", flush=True)
+    return out
 
 
 def section_fc(ctx, args):
@@ -258,7 +297,7 @@ def render(res: dict, args) -> str:
             if row["seed"] != 0:
                 continue
             for b in row["decoders"]["mmse"].get("rows", []):
-                lines.append(f"| {b['epsilon_claimed']:.3g} | {b['method']} | {b['num_canaries']} | {b['num_guesses']} | "
+                lines.append(f"| {b['epsilon_claimed']:.3g} | {b['method'].replace('white-box ', 'input canaries, ')} | {b['num_canaries']} | {b['num_guesses']} | "
                              f"{b['num_correct']} | {fmt(b['epsilon_lb'], 3)} | {fmt(b['tightness'])} | "
                              f"{fmt(b['ideal_tightness'])} | {fmt(b['audit_power'])} | {b['status']} |")
         lines.append("")
@@ -312,6 +351,20 @@ def render(res: dict, args) -> str:
             lines.append(f"| {row['bug']} | {row['claimed']:.3g} | {fmt(binom and binom['epsilon_lb'], 3)} | "
                          f"{fmt(fdp and fdp['epsilon_lb'], 3)} | {verdict} |")
         lines.append("")
+    if res.get("geometry"):
+        g = res["geometry"]
+        lines += ["### Geometry of the canaries (public quantities, no training)", "",
+                  f"The probes' Jacobian rows keep {100 * g['probe_energy_in_subspace']:.1f} % of their squared norm in the "
+                  f"rank-{g['rank']} public subspace.", "",
+                  "| canaries | median ‖g_c‖ | median ‖w_c‖ (outside the subspace) | median Σ_{c'≠c} M²_{cc'} (overlap) | "
+                  "predicted μ_eff/μ, matched (ε = 1 / 3 / 8) | predicted μ_eff/μ, MMSE (ε = 1 / 3 / 8) |",
+                  "|---|---|---|---|---|---|"]
+        for name, e in g["packs"].items():
+            pm = " / ".join(f"{e['predicted'][str(eps)]['matched']:.2f}" for eps in EPSILONS)
+            pq = " / ".join(f"{e['predicted'][str(eps)]['mmse']:.2f}" for eps in EPSILONS)
+            lines.append(f"| {name} | {e['grad_norm_median']:.1f} | {e['keep_median']:.2f} | {e['overlap_median']:.2f} | "
+                         f"{pm} | {pq} |")
+        lines.append("")
     if res.get("null"):
         lines += ["### Over-claims on correct runs", "",
                   "| claimed ε | simulated correct runs | ε_lb > ε | median ε_lb | max ε_lb | real correct runs (main) | ε_lb > ε |",
@@ -330,7 +383,12 @@ def main() -> None:
     ap.add_argument("--sgd-seeds", type=int, default=3)
     ap.add_argument("--null-runs", type=int, default=200)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--render-only", action="store_true", help="rewrite the .md from the .json, run nothing")
     args = ap.parse_args()
+    if args.render_only:
+        data = json.loads((args.out / "input_canaries.json").read_text())
+        (args.out / "input_canaries.md").write_text(render(data, args))
+        return
     torch.set_num_threads(1)
     wanted = [s for s in args.sections.split(",") if s]
     unknown = sorted(set(wanted) - set(SECTIONS))

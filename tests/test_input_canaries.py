@@ -198,6 +198,20 @@ def test_mmse_decoder_separates_a_simulated_mixture_better_than_matched_filterin
     assert wins >= 4
 
 
+def test_mmse_decoder_handles_more_canaries_than_dimensions():
+    """m > |Δw| (the FC regime with 1,024 canaries): the noise Gram is singular; pseudo-inverses."""
+    rng = np.random.default_rng(1)
+    u = torch.as_tensor(rng.standard_normal((50, 20)))
+    u = u / u.norm(dim=1, keepdim=True)
+    gram = u @ u.T
+    canaries = ic.InputCanaries(torch.zeros(50, 1), torch.zeros(50, dtype=torch.long), torch.ones(50),
+                                torch.zeros(50, 1), torch.ones(50), gram.float(), gram.float())
+    bits = rng.random(50) < 0.5
+    s = u @ (torch.as_tensor(bits, dtype=torch.float64) @ u + torch.as_tensor(rng.standard_normal(20)))
+    out = ic.mmse_scores(s, canaries)
+    assert out.shape == (50,) and bool(torch.isfinite(out).all())
+
+
 def test_unknown_decoder_and_bug_are_named():
     with pytest.raises(ConfigError, match="decoder"):
         ic.input_canary_scores(torch.zeros(2, K), torch.zeros(2, K), None, torch.zeros(1, 8), decoder="oracle")
@@ -240,4 +254,21 @@ def test_tiny_audit_end_to_end_and_clipping_off_fails(tiny):
     assert row["num_canaries"] == 64 and 0 <= row["epsilon_lb"] <= row["epsilon_claimed"] < row["audit_power"]
     broken = ic.run_input_canary_audit(base, train, cfg, probe_images=probes, canaries=pack, seed=0, noise_seed=1,
                                        ideal_simulations=3, decoder="projected", bug="clip-off")
+    assert [c["status"] for c in broken["checks"]] == ["FAIL"]
+
+
+@pytest.mark.slow
+def test_embedded_default_small_audit_passes_and_catches_clipping_off(base_model, near_small, tmp_path):
+    """The main job's recipe on 300 training images, 256 canaries from a short construction
+    (cached in ``tmp_path``): a correct run stays under the claim, clipping off is refuted."""
+    train, test = near_small
+    cfg = DPConfig(reset=True, target_epsilon=1.0)
+    construction = ic.Construction(num_canaries=256, rank=50, surrogate_steps=40)
+    kwargs = dict(probe_images=test.images, epsilons=[1.0], construction=construction, cache_directory=tmp_path,
+                  seed=0, ideal_simulations=3)
+    ok = ic.run_input_canary_audit(base_model, train, cfg, **kwargs)
+    assert [c["status"] for c in ok["checks"]] == ["PASS"]
+    assert ok["body"]["construction"]["cached"] is False
+    broken = ic.run_input_canary_audit(base_model, train, cfg, bug="clip-off", **kwargs)
+    assert broken["body"]["construction"]["cached"] is True  # the same canaries, from the cache
     assert [c["status"] for c in broken["checks"]] == ["FAIL"]

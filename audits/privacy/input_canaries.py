@@ -441,18 +441,27 @@ def projected_scores(canary_outputs: Tensor, probe_outputs: Tensor, canaries: In
     return raw, (raw - canaries.coords.double() @ along) / canaries.keep.double()
 
 
+def _psd_solve(mat: Tensor, rhs: Tensor, rel_tol: float = 1e-10) -> Tensor:
+    """mat⁺·rhs for a symmetric positive semi-definite ``mat`` (pseudo-inverse on its range: the
+    canaries can outnumber the dimensions their directions span, e.g. in the FC regime)."""
+    evals, evecs = torch.linalg.eigh(0.5 * (mat + mat.T))
+    keep = evals > rel_tol * float(evals.max())
+    return evecs[:, keep] @ ((evecs[:, keep].T @ rhs) / evals[keep].reshape(-1, *([1] * (rhs.dim() - 1))))
+
+
 def _noise_variance(centred: Tensor, h: Tensor, gram: Tensor) -> float:
     """τ² maximizing the Gaussian likelihood of the centred scores, covariance ¼HHᵀ + τ²·gram.
 
-    With gram = LLᵀ and L⁻¹(¼HHᵀ)L⁻ᵀ = QΛQᵀ the covariance is LQ(Λ + τ²)QᵀLᵀ, so the log-likelihood
-    is −½ Σ_i [log(λ_i + τ²) + r_i²/(λ_i + τ²)] (+ const) with r = QᵀL⁻¹·centred: a 1-D search."""
-    jitter = 1e-9 * float(torch.diagonal(gram).mean())
-    chol = torch.linalg.cholesky(gram + jitter * torch.eye(gram.shape[0], dtype=gram.dtype))
-    inner = torch.linalg.solve_triangular(chol, 0.25 * h @ h.T, upper=False)
-    inner = torch.linalg.solve_triangular(chol, inner.T, upper=False)
+    On the range of gram = VΛVᵀ (Λ > 0), whitening by Λ^{-1/2}Vᵀ and diagonalizing the whitened ¼HHᵀ
+    as QΛ'Qᵀ gives the covariance Λ' + τ², so the log-likelihood is −½ Σ_i [log(λ'_i + τ²) +
+    r_i²/(λ'_i + τ²)] (+ const) with r = QᵀΛ^{-1/2}Vᵀ·centred: a 1-D search."""
+    evals, evecs = torch.linalg.eigh(0.5 * (gram + gram.T))
+    keep = evals > 1e-10 * float(evals.max())
+    white = evecs[:, keep].T / evals[keep].sqrt()[:, None]
+    inner = white @ (0.25 * h @ h.T) @ white.T
     lam, q = torch.linalg.eigh(0.5 * (inner + inner.T))
     lam = lam.clamp(min=0)
-    r2 = (q.T @ torch.linalg.solve_triangular(chol, centred[:, None], upper=False))[:, 0].pow(2)
+    r2 = (q.T @ (white @ centred)).pow(2)
     scale = float(r2.median()) + 1e-300
     grid = scale * torch.logspace(-4, 4, 161, dtype=lam.dtype)
     loglik = -(torch.log(lam[None, :] + grid[:, None]) + r2[None, :] / (lam[None, :] + grid[:, None])).sum(1)
@@ -476,7 +485,7 @@ def mmse_scores(projected: Tensor, canaries: InputCanaries) -> Tensor:
     h = a * m_mat
     centred = s - 0.5 * a * ones
     tau2 = _noise_variance(centred, h, gram)
-    solved = torch.linalg.solve(tau2 * gram + 0.25 * h @ h.T, h)  # R⁻¹ H
+    solved = _psd_solve(tau2 * gram + 0.25 * h @ h.T, h)  # R⁻¹ H (pseudo-inverse if singular)
     q = 0.25 * (h * solved).sum(0)  # per canary: ¼ h_cᵀ R⁻¹ h_c
     beta = 0.25 * solved.T @ centred  # E[b − ½ | s], linear MMSE
     sinr = q / (1.0 - q).clamp(min=1e-12)
