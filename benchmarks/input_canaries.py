@@ -246,7 +246,7 @@ def section_null(ctx, args, main_rows):
             rr, v = one_run_guesses(scores, bits, r)
             lbs.append(float(gdp_one_run_epsilon_lower_bound(canaries.num_canaries, rr, v, delta=claim.delta,
                                                              confidence=0.95)))
-        real = [row["decoders"]["mmse"] for row in main_rows if row["epsilon"] == eps]
+        real = [row["decoders"]["mmse"] for row in main_rows if row["epsilon"] == eps and row["bug"] is None]
         out[str(eps)] = {"runs": args.null_runs, "over": int(sum(lb > claim.epsilon for lb in lbs)),
                          "median_lb": float(np.median(lbs)), "max_lb": float(np.max(lbs)), "claimed": claim.epsilon,
                          "real_runs": len(real), "real_over": int(sum(x["fdp"] > claim.epsilon for x in real))}
@@ -264,8 +264,9 @@ def _median(xs):
 
 def render(res: dict, args) -> str:
     meta = res["meta"]
+    commands = sorted(set(meta.get("section_commands", {}).values()) or {meta["command"]})
     lines = ["## Input-canary audit of the released model (black box, one run)", "",
-             f"Command: `{meta['command']}` (from the repository root).", "",
+             "Commands (from the repository root): " + "; ".join(f"`{c}`" for c in commands) + ".", "",
              f"Machine: {meta['machine']}; load average {meta['load_before']} before, {meta['load_after']} after "
              "(a shared machine: seconds vary run to run).", "",
              "Audited: the main job's DP training (embedded default ViT, tangent, last block linearized with reset, "
@@ -274,6 +275,8 @@ def render(res: dict, args) -> str:
              f"Canaries: {meta['canaries']}. Probes: the first 1,000 images of the public Fashion-MNIST 5–9 test split. "
              "Guesses: top ⌊r/2⌋ in, bottom r − ⌊r/2⌋ out, r = `choose_num_guesses(m, claim)` fixed before the run. "
              "Bounds: f-DP (accountant's curve, `gdp_one_run_epsilon_lower_bound`, method auto) and binomial, 95 %.", ""]
+    for note in meta.get("notes", []):
+        lines += [f"Note: {note}", ""]
     main = res.get("main")
     if main:
         lines += ["### Tightness over seeds (Adam, the production recipe)", "",
@@ -306,6 +309,11 @@ def render(res: dict, args) -> str:
         lines += [f"Whole audit of the three ε (`run_input_canary_audit(epsilons=[1, 3, 8])`, canaries cached): "
                   f"**{t['seconds']:.0f} s** on one thread; verdicts {', '.join(c['status'] for c in t['checks'])}. "
                   f"Building the canaries once (cached on disk): {meta.get('construction_seconds', float('nan')):.0f} s.", ""]
+    if res.get("timing"):
+        lines += ["| claimed ε | bound | guesses | correct | ε_lb | tightness | power | verdict |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['epsilon_claimed']:.3g} | {r['method']} | {r['num_guesses']} | {r['num_correct']} | "
+                  f"{fmt(r['epsilon_lb'], 3)} | {fmt(r['tightness'])} | {fmt(r['audit_power'])} | {r['status']} |"
+                  for r in res["timing"]["rows"]] + [""]
     for key, title in (("sgd", "Plain SGD (lr 1) instead of Adam"),):
         if res.get(key):
             lines += [f"### {title}", "", "| claimed ε | decoder | seeds | median ε_lb | median tightness | median μ̂/μ |",
@@ -367,13 +375,91 @@ def render(res: dict, args) -> str:
         lines.append("")
     if res.get("null"):
         lines += ["### Over-claims on correct runs", "",
-                  "| claimed ε | simulated correct runs | ε_lb > ε | median ε_lb | max ε_lb | real correct runs (main) | ε_lb > ε |",
+                  "| claimed ε | simulated correct runs | ε_lb > ε | median ε_lb | max ε_lb | real correct runs (Adam and SGD) | ε_lb > ε |",
                   "|---|---|---|---|---|---|---|"]
         for eps, v in res["null"].items():
+            real = [row for row in (res.get("main") or []) + (res.get("sgd") or []) if row["epsilon"] == float(eps)]
+            over = sum(row["decoders"]["mmse"]["fdp"] > row["claimed"] for row in real)
             lines.append(f"| {float(eps):g} | {v['runs']} | {v['over']} | {v['median_lb']:.2f} | {v['max_lb']:.2f} | "
-                         f"{v['real_runs']} | {v['real_over']} |")
+                         f"{len(real)} | {over} |")
         lines.append("")
+    lines += findings(res)
     return "\n".join(lines) + "\n"
+
+
+BLACKBOX_LIRA = {1.0: 0.00, 3.0: 0.04, 8.0: 0.05}  # BENCHMARKS.md, white-box section: LiRA one-run tightness
+
+
+def _median_tightness(rows, eps, decoder="mmse"):
+    these = [row for row in rows or [] if row["epsilon"] == eps and decoder in row["decoders"]]
+    return _median([row["decoders"][decoder]["fdp"] / row["claimed"] for row in these]) if these else None
+
+
+def findings(res: dict) -> list[str]:
+    """What the tables say, with every number read from them."""
+    main = res.get("main") or []
+    out = ["### What closes the gap and what does not", ""]
+    if main:
+        t = {eps: _median_tightness(main, eps) for eps in EPSILONS}
+        out.append("- **Headline.** Median f-DP tightness of the input-canary audit (decoder mmse, Adam, the production "
+                   "recipe): " + " / ".join(fmt(t[e]) for e in EPSILONS) + " at ε = 1 / 3 / 8, against "
+                   + " / ".join(f"{BLACKBOX_LIRA[e]:.2f}" for e in EPSILONS) + " for today's black-box LiRA one-run audit "
+                   "and " + " / ".join(f"{WHITEBOX_FDP[e][0]:.2f}" for e in EPSILONS) + " for the white-box audit "
+                   "(BENCHMARKS.md). The goal (≥ 0.5 at ε = 3 and 8) is **not met**.")
+        dec = {d: [_median_tightness(main, e, d) for e in EPSILONS] for d in ic.DECODERS}
+        out.append("- **Scores.** Reading ⟨Δw, u_c⟩ directly (raw) gives " + " / ".join(fmt(x) for x in dec["raw"])
+                   + "; removing the public tangent subspace (projected) " + " / ".join(fmt(x) for x in dec["projected"])
+                   + "; the MMSE multiuser detector on top (mmse) " + " / ".join(fmt(x) for x in dec["mmse"]) + ".")
+    g = res.get("geometry")
+    if g:
+        c, n = g["packs"]["crafted"], g["packs"].get("noise")
+        out.append(f"- **Where the signal is lost (geometry).** A crafted canary keeps a median {c['keep_median']:.2f} of its "
+                   f"direction outside the public subspace and overlaps the other canaries by Σ M² = {c['overlap_median']:.2f}; "
+                   "even with a canary signal exactly as strong as the claim, that predicts μ_eff/μ = "
+                   + " / ".join(f"{c['predicted'][str(e)]['mmse']:.2f}" for e in EPSILONS) + " (MMSE, ε = 1 / 3 / 8)"
+                   + (f"; Gaussian-noise images keep {n['keep_median']:.2f} and overlap by {n['overlap_median']:.2f} "
+                      "(predicted " + " / ".join(f"{n['predicted'][str(e)]['mmse']:.2f}" for e in EPSILONS) + ")" if n else "")
+                   + f". The probes' own Jacobian rows keep {100 * g['probe_energy_in_subspace']:.1f} % of their energy in "
+                   f"the rank-{g['rank']} subspace: the tangent features of natural inputs are nearly low-rank, so the data's "
+                   "gradient sum and the canaries' shared components leak into every canary's score unless crafted away.")
+    if res.get("null"):
+        nl = res["null"]
+        out.append("- **The construction is the bottleneck, not training.** Simulating the linear score model with a = μ "
+                   "(the strongest canary a correct mechanism allows) and the real overlap matrices gives median tightness "
+                   + " / ".join(f"{nl[str(e)]['median_lb'] / nl[str(e)]['claimed']:.2f}" for e in EPSILONS)
+                   + ", close to the real runs: the real training loses little beyond what the canaries' geometry costs.")
+    if res.get("sgd") and main:
+        out.append("- **Optimizer.** Plain SGD instead of Adam: median tightness "
+                   + " / ".join(fmt(_median_tightness(res["sgd"], e)) for e in (3.0, 8.0)) + " vs Adam "
+                   + " / ".join(fmt(_median_tightness(main, e)) for e in (3.0, 8.0)) + " at ε = 3 / 8: Adam's per-"
+                   "coordinate scaling is not what limits the audit (the noise dominates its second-moment estimate, so "
+                   "it acts nearly linearly on the canaries' updates).")
+    if res.get("noise"):
+        nz = res["noise"]["rows"]
+        out.append("- **Construction.** Gaussian-noise canaries (no optimization): ε_lb "
+                   + ", ".join(fmt(r["decoders"]["mmse"]["fdp"]) for r in nz) + " (ε = 3, 3, 8, 8): without crafting, "
+                   "the audit certifies nothing.")
+    if res.get("fc"):
+        fc = res["fc"]
+        out.append("- **Regime FC.** The head has 645 trained coordinates, fewer than the 1,024 canaries: their directions "
+                   "cannot be told apart; ε_lb at ε = 8: " + ", ".join(
+                       f"{fmt(v['rows'][0]['decoders']['mmse']['fdp'])} (rank {k} removed)" for k, v in fc.items()) + ".")
+    if res.get("controls"):
+        failed = [(r["bug"], r["epsilon"]) for r in res["controls"]
+                  if any(b["status"] == "FAIL" for b in r["decoders"]["mmse"]["rows"])]
+        out.append("- **Controls.** FAIL: " + (", ".join(f"{b} at ε = {e:g}" for b, e in failed) or "none")
+                   + "; every other broken run PASSES. At this tightness the input-canary audit cannot refute a halved "
+                   "noise or a 10× step-count error: it complements the white-box audit (which catches all of them) and "
+                   "must not replace it as the release gate.")
+    if res.get("null"):
+        nl = res["null"]
+        real = (res.get("main") or []) + (res.get("sgd") or [])
+        over = sum(row["decoders"]["mmse"]["fdp"] > row["claimed"] for row in real)
+        out.append(f"- **Over-claims.** {sum(nl[str(e)]['over'] for e in EPSILONS)} of "
+                   f"{sum(nl[str(e)]['runs'] for e in EPSILONS)} simulated correct runs and {over} of {len(real)} real "
+                   "correct runs exceeded the claim (a valid 95 % bound allows about 1 in 20; the audit is far from tight, "
+                   "so none is expected).")
+    return out + [""]
 
 
 def main() -> None:
@@ -406,6 +492,7 @@ def main() -> None:
                  "keep_median": float(pack[0].keep.median()),
                  "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 torch thread",
                  "command": "python benchmarks/input_canaries.py " + " ".join(sys.argv[1:])})
+    meta.setdefault("section_commands", {}).update({sec: meta["command"] for sec in wanted})
     if not pack[0].meta.get("cached", False):
         meta["construction_seconds"] = time.perf_counter() - start
     for section in wanted:
