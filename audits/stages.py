@@ -19,6 +19,7 @@ from torch import nn
 
 from audits.gate import data_section, delta_check, noise_check
 from audits.privacy.blackbox import run_privacy_audit
+from audits.privacy.input_canaries import Construction, run_input_canary_audit
 from audits.privacy.whitebox import run_whitebox_audit
 from audits.regime_comparison import run_regime_comparison_audit
 from audits.results import AuditResult, Check, Status
@@ -211,6 +212,21 @@ def whitebox_stage(run: AuditRun) -> None:
                                       progress=run.progress))
 
 
+def input_canary_stage(run: AuditRun) -> None:
+    """The input-canary audit of the released models' recipe (``audit.input_canaries`` > 0; off by
+    default: building the canaries is a one-time cost of minutes, cached afterwards)."""
+    a = run.config.audit
+    if not a.input_canaries:
+        return
+    probes = run.test_data.limit(min(1000, len(run.test_data))).images  # public images of the task
+    run.result.add(run_input_canary_audit(run.model, run.train_data, run.config.dp_config(), probe_images=probes,
+                                          epsilons=run.config.privacy.epsilons,
+                                          construction=Construction(num_canaries=a.input_canaries,
+                                                                    seed=run.config.training.seed),
+                                          confidence=a.confidence, seed=run.config.training.seed,
+                                          noise_seed=run.config.privacy.mechanism.noise_seed, progress=run.progress))
+
+
 def unlearning_stage(run: AuditRun) -> None:
     s, a, m = run.config.shards, run.config.audit, run.config.model
     train = run.train_data
@@ -227,9 +243,10 @@ STAGES: list[tuple[str, Callable[[AuditRun], None]]] = [
     ("utility: regime comparison under DP", utility_stage),
     ("black-box membership audit", privacy_stage),
     ("white-box canary audit", whitebox_stage),
+    ("input-canary audit (audit.input_canaries > 0)", input_canary_stage),
     ("shards, forget request and unlearning audit", unlearning_stage),
 ]
 
 
 __all__ = ["AuditRun", "STAGES", "load_base", "load_data", "privacy_stage", "train_dp_models", "unlearning_stage",
-           "utility_stage", "whitebox_stage"]
+           "utility_stage", "whitebox_stage", "input_canary_stage"]

@@ -127,9 +127,9 @@ def section_timing(ctx, args):
     res = ic.run_input_canary_audit(ctx["base"], ctx["train"], dp_config(), probe_images=ctx["probes"],
                                     epsilons=list(EPSILONS), canaries=ctx["pack"], seed=100)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "checks": res["checks"], "runs": res["body"]["runs"],
+    return {"seconds": seconds, "checks": [c.to_dict() for c in res.checks], "runs": res.body["runs"],
             "rows": [{k: r[k] for k in ("method", "epsilon_claimed", "num_guesses", "num_correct", "epsilon_lb",
-                                        "tightness", "audit_power", "status")} for r in res["body"]["rows"]]}
+                                        "tightness", "audit_power", "status")} for r in res.body["rows"]]}
 
 
 def section_noise(ctx, args):

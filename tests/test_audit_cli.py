@@ -135,3 +135,16 @@ def test_unlearning_cli_on_a_sharded_model(base_model, tmp_path):
     manifest = model.served_manifest()
     save_checkpoint(model.directory, before, {"kind": manifest["kind"], "state": manifest["state"]}, name="model")
     assert main(argv) == 1
+
+
+def test_input_canary_cli_embedded(base_model, tmp_path):
+    """``audit privacy --input-canaries`` end to end at a tiny size (the canaries are cached beside it)."""
+    common = ["privacy", "--input-canaries", "--ic-canaries", "16", "--ic-probes", "50", "--ic-rank", "8",
+              "--ic-data-limit", "100", "--ic-cache", str(tmp_path / "cache"), "--epsilons", "8", "--quiet"]
+    assert main(common + ["--out", str(tmp_path / "ok")]) in (0, 1)
+    doc = json.loads((tmp_path / "ok" / "input_canary_audit.json").read_text())
+    run = doc["body"]["runs"][0]
+    assert doc["section"] == "input_canary_audit" and run["records"] == 100 + run["canaries_included"]
+    assert any((tmp_path / "cache").rglob("canaries*.safetensors"))
+    assert {r["method"].split(",")[0] for r in doc["body"]["rows"]} == {"input canaries"}
+    assert main(["privacy", "--input-canaries", "--white-box", "--out", str(tmp_path / "x")]) == 2

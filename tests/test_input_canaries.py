@@ -248,13 +248,13 @@ def test_tiny_audit_end_to_end_and_clipping_off_fails(tiny):
     pack = (ic.canary_directions(model, x, y, K, sub), sub.coef.float())
     result = ic.run_input_canary_audit(base, train, cfg, probe_images=probes, canaries=pack, seed=0, noise_seed=1,
                                        ideal_simulations=3, decoder="projected")
-    assert result["section"] == ic.SECTION
-    assert [c["status"] for c in result["checks"]] == ["PASS"]
-    row = result["body"]["rows"][-1]
+    assert result.key == ic.SECTION
+    assert [c.status.value for c in result.checks] == ["PASS"]
+    row = result.body["rows"][-1]
     assert row["num_canaries"] == 64 and 0 <= row["epsilon_lb"] <= row["epsilon_claimed"] < row["audit_power"]
     broken = ic.run_input_canary_audit(base, train, cfg, probe_images=probes, canaries=pack, seed=0, noise_seed=1,
                                        ideal_simulations=3, decoder="projected", bug="clip-off")
-    assert [c["status"] for c in broken["checks"]] == ["FAIL"]
+    assert [c.status.value for c in broken.checks] == ["FAIL"]
 
 
 @pytest.mark.slow
@@ -267,8 +267,8 @@ def test_embedded_default_small_audit_passes_and_catches_clipping_off(base_model
     kwargs = dict(probe_images=test.images, epsilons=[1.0], construction=construction, cache_directory=tmp_path,
                   seed=0, ideal_simulations=3)
     ok = ic.run_input_canary_audit(base_model, train, cfg, **kwargs)
-    assert [c["status"] for c in ok["checks"]] == ["PASS"]
-    assert ok["body"]["construction"]["cached"] is False
+    assert [c.status.value for c in ok.checks] == ["PASS"]
+    assert ok.body["construction"]["cached"] is False
     broken = ic.run_input_canary_audit(base_model, train, cfg, bug="clip-off", **kwargs)
-    assert broken["body"]["construction"]["cached"] is True  # the same canaries, from the cache
-    assert [c["status"] for c in broken["checks"]] == ["FAIL"]
+    assert broken.body["construction"]["cached"] is True  # the same canaries, from the cache
+    assert [c.status.value for c in broken.checks] == ["FAIL"]

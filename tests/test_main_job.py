@@ -14,7 +14,7 @@ privacy: {epsilons: [1, 8], epochs: 10}
 training: {epochs: 2}
 regimes: {regimes: [fc], train_limit: 100, seeds: 2, budget_seconds: 6}
 shards: {num_shards: 2, forget: 10}
-audit: {population: 100, shadows: 3, canaries: 32, whitebox_canaries: 2000}
+audit: {population: 100, shadows: 3, canaries: 32, whitebox_canaries: 2000, input_canaries: 8}
 """
 
 
@@ -33,7 +33,8 @@ def test_main_job_writes_every_artifact(tiny_run):
     assert status == (0 if report["verdict"] == "PASS" else 1)
     for name in ("report.html", "report.pdf", "report.json", "roc.csv", "checks.csv", "dp_statement_runs.csv"):
         assert (out / name).stat().st_size > 0, name
-    sections = {"dp_statement", "utility", "membership_inference", "canary_audit", "unlearning", "reproducibility"}
+    sections = {"dp_statement", "utility", "membership_inference", "canary_audit", "input_canary_audit", "unlearning",
+                "reproducibility"}
     assert sections <= set(report)
     ids = {c["id"] for c in report["checks"]}
     assert {"dp-accounting-eps1", "dp-accounting-eps8", "unlearning-exact"} <= ids

@@ -26,11 +26,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import TypedDict
+from typing import Protocol, TypedDict
 
 import numpy as np
 
-from audits.privacy.canary_runs import CanaryRun, ideal_scores
+from audits.privacy.canary_runs import ideal_scores
 from audits.privacy.claims import Claim
 from audits.privacy.fdp import gdp_one_run_epsilon_lower_bound, subsampled_gaussian_one_run_epsilon_lower_bound
 from audits.privacy.ideal import simulate_ideal_counts
@@ -42,6 +42,32 @@ METHODS = {"binomial": "white-box binomial (Steinke et al. 2023)", "fdp": "white
 IDEAL_SIMULATIONS = 21  # odd: the median is one simulated run's count
 GUESS_FRACTIONS = (1 / 40, 1 / 20, 1 / 15, 1 / 10, 1 / 7.5, 1 / 5, 1 / 4)
 MIN_POWER_RATIO = 1.2
+
+
+class GameShape(Protocol):
+    """The one-run game's public size and its secret bits."""
+
+    @property
+    def num_canaries(self) -> int: ...
+
+    @property
+    def included(self) -> np.ndarray: ...
+
+
+class ScoredRun(Protocol):
+    """What the bounds read from one canary run, white-box (``CanaryRun``) or from outputs alone."""
+
+    @property
+    def scores(self) -> np.ndarray: ...
+
+    @property
+    def claim(self) -> Claim: ...
+
+    @property
+    def seconds(self) -> float: ...
+
+    @property
+    def canaries(self) -> GameShape: ...
 
 
 class BoundRow(TypedDict, total=False):
@@ -159,7 +185,7 @@ def choose_num_guesses(num_canaries: int, claim: Claim, *, min_power_ratio: floa
     return max(scored, key=lambda x: (x[2], -x[3]))[3]
 
 
-def bound_rows(run: CanaryRun, *, num_guesses: int, confidence: float = 0.95,
+def bound_rows(run: ScoredRun, *, num_guesses: int, confidence: float = 0.95,
                ideal_simulations: int = IDEAL_SIMULATIONS, seed: int = 0,
                fdp_method: str = "auto") -> list[BoundRow]:
     """One row per bound: guesses, correct, ε_lb, tightness, ideal tightness, audit power, PASS/FAIL.

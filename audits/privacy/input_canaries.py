@@ -75,19 +75,25 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audits.privacy.whitebox import BUGS, Claim, bound_rows, choose_num_guesses, claim_for
+from audits.privacy.claims import BUGS, Claim, claim_for
+from audits.privacy.game import BoundRow, bound_rows, choose_num_guesses
+from audits.results import AuditSection, Check, Status
 from privtangent.data.dataset import LabeledData
-from privtangent.dp.per_sample import SiteGradients, _Site, _SiteRecorder, trainable
+from privtangent.dp.per_sample import output_gradients, trainable
+from privtangent.dp.training import fit_dp
 from privtangent.errors import ConfigError, PrivtangentError
+from privtangent.features import FeatureCache
 from privtangent.io.checkpoint import load_checkpoint, save_checkpoint
 from privtangent.io.hashing import sha256_bytes, tensor_hash
+from privtangent.paths import cache_dir
+from privtangent.train import prepare_model
 
 __all__ = ["DECODERS", "Construction", "InputCanaries", "InputCanaryRun", "TangentSubspace",
            "build_input_canaries", "canary_directions", "input_canary_run", "input_canary_scores",
@@ -130,19 +136,6 @@ def _contrast_directions(num_classes: int) -> Tensor:
 # --------------------------------------------------------------------------------------
 # per-sample tangent gradients J(x)ᵀv, differentiable in the input when asked
 # --------------------------------------------------------------------------------------
-class _DifferentiableSites(_SiteRecorder):
-    """The linear-site recorder of ``privtangent.dp.per_sample`` with every site input kept in the
-    autograd graph, so that J(x)ᵀv can be differentiated with respect to the input x."""
-
-    def _tap(self, value: Tensor) -> tuple[Tensor, Tensor]:
-        zero = torch.zeros_like(value).requires_grad_()
-        return value + zero, zero
-
-    def _add_site(self, kind: str, hit, tap: Tensor, x: Tensor | None = None) -> None:
-        name, index, tensor = hit
-        self.sites.append(_Site(kind, name, index, tensor.shape, tap, x))
-
-
 def tangent_gradients(model: Any, features: Tensor, directions: Tensor, *, create_graph: bool = False) -> Tensor:
     """(B, |Δw|): row b is J(x_b)ᵀ v_b for a tangent model with output "jvp" (flattened in the order
     of ``trainable(model)``), from one forward and one backward pass (Σ_t g_t ⊗ x_t per linear site).
@@ -150,31 +143,8 @@ def tangent_gradients(model: Any, features: Tensor, directions: Tensor, *, creat
     ``features``: the frozen prefix's output for the inputs; ``directions``: (B, K) the v_b.
     ``create_graph``: keep the graph so the result can be differentiated w.r.t. ``features``.
     """
-    params = trainable(model)
-    recorder = _DifferentiableSites(params, features.shape[0])
-    with recorder:
-        logits = model.forward_features(features, output="jvp")
-    taps = list({id(s.tap): s.tap for s in recorder.sites}.values())
-    grads = torch.autograd.grad(logits, taps, grad_outputs=directions.to(logits.dtype), create_graph=create_graph,
-                                allow_unused=True)
-    by_tap = {id(t): g for t, g in zip(taps, grads)}
-    for s in recorder.sites:
-        s.g = by_tap[id(s.tap)]
-    sites = SiteGradients(params, recorder.sites, features.shape[0])
-    rows = []
-    for name, p in params.items():
-        parts = [s for s in sites.sites if s.name == name]
-        if len(parts) == 1 and parts[0].index is None:
-            rows.append(sites._contribution(parts[0]).flatten(1))
-            continue
-        full = features.new_zeros((features.shape[0], *p.shape))
-        for s in parts:
-            region = (slice(None),) + (s.index or ())
-            full = full.clone()
-            full[region] = full[region] + sites._contribution(s)
-        rows.append(full.flatten(1))
-    out = torch.cat(rows, 1)
-    return out if create_graph else out.detach()
+    grads = output_gradients(model, features, directions, output="jvp", create_graph=create_graph)
+    return torch.cat([g.flatten(1) for g in grads.values()], 1)
 
 
 def _prefix(model: Any, images: Tensor) -> Tensor:
@@ -580,9 +550,6 @@ def input_canary_run(base: nn.Module, train: LabeledData, dp_config: Any, canari
     ``bug``: a broken-DP control of ``audits.privacy.whitebox.BUGS`` (the run breaks DP, the claim
     does not change). ``noise_seed``: seeds the DP noise (tests); default OS entropy.
     """
-    from privtangent.dp.training import fit_dp
-    from privtangent.features import FeatureCache
-    from privtangent.train import prepare_model
 
     start = time.perf_counter()
     claim, run_config = claim_for(dp_config, len(train), bug)
@@ -631,7 +598,6 @@ class Construction:
 
 
 def _audited_model(base: nn.Module, dp_config: Any, num_classes: int) -> Any:
-    from privtangent.train import prepare_model
 
     if not dp_config.tangent:
         raise ConfigError("the input-canary audit needs a tangent model (dp.tangent = true): it reads J(x)·Δw")
@@ -671,7 +637,6 @@ def load_or_make_input_canaries(base: nn.Module, dp_config: Any, probe_images: T
     """``build_input_canaries``, cached as safetensors + manifest under ``directory`` (default
     ``$PRIVTANGENT_CACHE/input_canaries``), keyed by the linearization point, the probes and the
     construction; a cached entry is sha256-verified on load."""
-    from privtangent.models.pretrain import cache_dir
 
     key = _cache_key(base, dp_config, probe_images, num_classes, construction)
     folder = Path(directory) if directory is not None else cache_dir() / "input_canaries"
@@ -700,20 +665,20 @@ def input_canary_scope() -> str:
             "(ε, δ)-DP, and the canary run is one run of the configuration, not the model released to users.")
 
 
-def _check(name: str, run: InputCanaryRun, rows: list[dict], bug: str | None) -> dict[str, Any]:
+def _check(name: str, run: InputCanaryRun, rows: list[BoundRow], bug: str | None) -> Check:
     claim = run.claim
     slug = f"input-canaries-eps{claim.target_epsilon or claim.epsilon:g}" + (f"-{bug}" if bug else "")
     title = f"input-canary audit of {name} at claimed ε = {claim.epsilon:.4g}"
     done = [row for row in rows if row["epsilon_lb"] is not None]
     if not done:
-        return {"id": slug, "section": SECTION, "title": title, "status": "SKIP", "reason": "no bound could be computed"}
+        return Check(slug, SECTION, title, Status.SKIP, "no bound could be computed")
     failed = any(row["status"] == "FAIL" for row in done)
     worst = max(done, key=lambda row: row["epsilon_lb"])
     reason = (f"ε lower bound {worst['epsilon_lb']:.3g} ({worst['method']}) {'exceeds' if failed else '≤'} claimed "
               f"{claim.epsilon:.4g}; tightness {worst['tightness']:.2f} (ideal white-box mechanism "
               f"{worst['ideal_tightness']:.2f}); {worst['num_canaries']} canaries, {worst['num_guesses']} guesses, "
               f"{worst['num_correct']} correct; audit power {worst['audit_power']:.3g}")
-    return {"id": slug, "section": SECTION, "title": title, "status": "FAIL" if failed else "PASS", "reason": reason}
+    return Check(slug, SECTION, title, Status.FAIL if failed else Status.PASS, reason)
 
 
 def run_input_canary_audit(base: nn.Module, train: LabeledData, dp_config: Any, *, probe_images: Tensor,
@@ -722,7 +687,7 @@ def run_input_canary_audit(base: nn.Module, train: LabeledData, dp_config: Any, 
                            bug: str | None = None, decoder: str = "mmse", noise_seed: int | None = None,
                            canaries: tuple[InputCanaries, Tensor] | None = None, cache_directory: str | Path | None = None,
                            ideal_simulations: int = 21, threads: int | None = 1, progress: bool = False,
-                           label: str | None = None) -> dict[str, Any]:
+                           label: str | None = None) -> AuditSection:
     """The input-canary audit of ``dp_config`` from released models only (one training run per ε).
 
     Args:
@@ -737,7 +702,7 @@ def run_input_canary_audit(base: nn.Module, train: LabeledData, dp_config: Any, 
         canaries: prebuilt (canaries, Γ) (tests); default ``load_or_make_input_canaries``.
 
     Returns:
-        ``{"section": "input_canary_audit", "body": {...}, "checks": [...], "roc": None}``.
+        the ``input_canary_audit`` section: bound rows per ε (ε_lb, tightness, power), one check per ε.
     """
     if bug is not None and bug not in BUGS:
         raise ConfigError(f"unknown bug {bug!r}; choose one of {', '.join(BUGS)}")
@@ -759,8 +724,7 @@ def run_input_canary_audit(base: nn.Module, train: LabeledData, dp_config: Any, 
         run = input_canary_run(base, train, cfg, made, coef, probe_images, seed=seed + 1000 * i, bug=bug,
                                noise_seed=None if noise_seed is None else noise_seed + i, decoder=decoder,
                                threads=threads)
-        # bound_rows reads scores, claim, seconds and canaries.{num_canaries, included}: all here
-        these = bound_rows(cast(Any, run), num_guesses=r, confidence=confidence, ideal_simulations=ideal_simulations,
+        these = bound_rows(run, num_guesses=r, confidence=confidence, ideal_simulations=ideal_simulations,
                            seed=seed + 1000 * i)
         for row in these:
             row["model"] = name
@@ -779,4 +743,4 @@ def run_input_canary_audit(base: nn.Module, train: LabeledData, dp_config: Any, 
         "rows": rows,
         "runs": runs,
     }
-    return {"section": SECTION, "body": body, "checks": checks, "roc": None}
+    return AuditSection(SECTION, body, checks)

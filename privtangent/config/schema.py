@@ -174,6 +174,7 @@ class AuditSpec:
     canaries: int = 64  # black-box one-run canaries (mislabelled samples)
     whitebox_canaries: int = 20000  # white-box Dirac gradient canaries (cost nothing extra)
     whitebox_guesses: int | None = None  # None: fixed in advance from m and the claim
+    input_canaries: int = 0  # crafted canary images of the output-only audit (0: not run)
     confidence: float = 0.95
 
     def __post_init__(self) -> None:
@@ -186,6 +187,8 @@ class AuditSpec:
         need(self.whitebox_guesses is None or self.whitebox_guesses <= self.whitebox_canaries, self,
              "whitebox_guesses", "must be ≤ audit.whitebox_canaries")
         need(is_number(self.confidence) and 0.5 <= self.confidence < 1, self, "confidence", "must be in [0.5, 1)")
+        need(is_integer(self.input_canaries) and (self.input_canaries == 0 or self.input_canaries >= 4), self,
+             "input_canaries", "must be 0 (off) or an integer ≥ 4")
 
 
 @dataclass(frozen=True)

@@ -252,9 +252,10 @@ class _SiteRecorder(TorchFunctionMode):
     without gradient, and the site's value itself becomes the tap (no extra memory).
     """
 
-    def __init__(self, params: dict[str, Tensor], batch: int) -> None:
+    def __init__(self, params: dict[str, Tensor], batch: int, keep_graph: bool = False) -> None:
         super().__init__()
         self.batch = batch
+        self.keep_graph = keep_graph  # keep every site's operands in the graph (gradients w.r.t. the input)
         # id → (base name, region index or None, tensor kept alive so ids stay unique)
         self.tracked: dict[int, tuple[str, tuple | None, Tensor]] = {id(p): (n, None, p) for n, p in params.items()}
         self.sites: list[_Site] = []
@@ -276,7 +277,7 @@ class _SiteRecorder(TorchFunctionMode):
         """(output, tap) for a site value computed with the trained tensor detached."""
         if value.shape[0] != self.batch:
             raise GhostUnsupported(f"a site output of shape {tuple(value.shape)} has no batch dimension")
-        if value.requires_grad:  # the other operand carries gradient (non-linear model)
+        if value.requires_grad or self.keep_graph:  # the other operand carries gradient (non-linear model)
             zero = torch.zeros_like(value).requires_grad_()
             return value + zero, zero
         tap = value.detach().requires_grad_()
@@ -295,7 +296,8 @@ class _SiteRecorder(TorchFunctionMode):
 
     def _add_site(self, kind: str, hit, tap: Tensor, x: Tensor | None = None) -> None:
         name, index, tensor = hit
-        self.sites.append(_Site(kind, name, index, tensor.shape, tap, None if x is None else x.detach()))
+        keep = x if self.keep_graph or x is None else x.detach()
+        self.sites.append(_Site(kind, name, index, tensor.shape, tap, keep))
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -513,6 +515,31 @@ def site_gradients(model: nn.Module, loss_fn: LossFn, inputs: Tensor, y: Tensor,
     return SiteGradients(params, sites, batch), logits.detach()
 
 
+def output_gradients(model: nn.Module, inputs: Tensor, directions: Tensor, *, output: str = "jvp",
+                     create_graph: bool = False) -> dict[str, Tensor]:
+    """Per-sample gradients of the outputs along given directions: ``{name: Tensor(B, *shape)}``
+    whose row b is ∂⟨v_b, f(x_b)⟩/∂Δw — for a tangent model with ``output="jvp"``, J(x_b)ᵀ v_b.
+
+    One forward and one backward pass of the linear-site engine (``site_gradients`` with the
+    residuals replaced by ``directions``, shape (B, K)). ``create_graph=True`` keeps the result
+    differentiable with respect to ``inputs`` (the site operands stay in the graph), e.g. to
+    optimize inputs whose gradient points a chosen way.
+    """
+    params = trainable(model)
+    recorder = _SiteRecorder(params, inputs.shape[0], keep_graph=create_graph)
+    forward = (lambda: model.forward_features(inputs, output=output)) if _finetune_like(model) else (lambda: model(inputs))
+    with recorder:
+        values = forward()
+    taps = list({id(s.tap): s.tap for s in recorder.sites}.values())
+    grads = torch.autograd.grad(values, taps, grad_outputs=directions.to(values.dtype), create_graph=create_graph,
+                                allow_unused=True)
+    by_tap = {id(t): g for t, g in zip(taps, grads)}
+    for s in recorder.sites:
+        s.g = by_tap[id(s.tap)]
+    per = SiteGradients(params, recorder.sites, inputs.shape[0]).per_sample()
+    return per if create_graph else {n: g.detach() for n, g in per.items()}
+
+
 # ---------------------------------------------------------------------------------------
 # the public contract
 # ---------------------------------------------------------------------------------------
@@ -559,5 +586,5 @@ def per_sample_grads(model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, *,
     return _loop_grads(module, params, loss_fn, inputs, y, output)
 
 
-__all__ = ["FeatureForward", "GhostUnsupported", "METHODS", "SiteGradients", "per_sample_grads",
+__all__ = ["FeatureForward", "GhostUnsupported", "METHODS", "SiteGradients", "output_gradients", "per_sample_grads",
            "resolve_method", "sample_residuals", "site_gradients", "trainable"]

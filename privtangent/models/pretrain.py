@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from privtangent.errors import ConfigError
 from privtangent.io.atomic import atomic_write_bytes, atomic_write_json
 from privtangent.io.hashing import sha256_file
 from privtangent.models.vit import build_vit, read_safetensors
+from privtangent.paths import cache_dir
 from privtangent.progress import Progress
 
 DEFAULT_MODEL: dict[str, Any] = {
@@ -49,10 +49,6 @@ WIDE_MODEL: dict[str, Any] = {
     },
 }
 BASES: dict[str, tuple[dict, dict]] = {"default": (DEFAULT_MODEL, DEFAULT_RECIPE), "wide": (WIDE_MODEL, DEFAULT_RECIPE)}
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("PRIVTANGENT_CACHE", Path.home() / ".cache" / "privtangent"))
 
 
 def _key(model_cfg: dict, recipe: dict) -> str:
