@@ -21,7 +21,7 @@ TINY_AUDIT = """\
 data: {train_limit: 200, test_limit: 200}
 privacy: {epsilons: [1, 8], epochs: 10}
 training: {epochs: 2}
-regimes: {regimes: [fc], train_limit: 100}
+regimes: {regimes: [fc], train_limit: 100, seeds: 2, budget_seconds: 6}
 shards: {num_shards: 2, forget: 10}
 audit: {population: 64, shadows: 3, canaries: 16, whitebox_canaries: 1000}
 """
