@@ -12,12 +12,19 @@ LINKED := $(VENV)/.linked-clone
 OUT ?= runs/default
 PYTEST_ARGS ?=
 
-.PHONY: audit test test-all sysdeps venv bench clean-venv
+.PHONY: audit test test-all lint sysdeps venv bench clean-venv
 
 audit: venv
 	$(BIN)/privtangent audit --out $(OUT)
 
-test: venv
+# Lint first (seconds): pyflakes + import order, then the type checker; then the tests.
+LINT_PATHS := privtangent audits attacks reports tests benchmarks scripts
+
+lint: venv
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -n 2 --timeout 900 $(PYTEST_ARGS)
 
 test-all: venv

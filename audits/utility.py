@@ -93,6 +93,12 @@ def utility_checks(rows: Sequence[UtilityRow], num_classes: int, num_seeds: int 
         what = missing[0] if missing else at_chance[0]
         status, reason = "FAIL", (f"{len(missing)} cell(s) without an accuracy, {len(at_chance)} at or below chance "
                                   f"({chance:.3g}); first: regime {what[0]}, ε {what[1]}, {what[2]}")
+    elif all(r.get("verdict") for r in compared):  # paired intervals over seeds: count what they show
+        verdicts = [r["verdict"] for r in compared]
+        status, reason = "PASS", (f"every cell above chance ({chance:.3g}); Ours − Reg over {len(compared)} DP cells "
+                                  f"({num_seeds} seeds, 95 % paired intervals): Ours better in "
+                                  f"{verdicts.count('Ours better')}, Reg better in {verdicts.count('Reg better')}, "
+                                  f"no clear difference in {verdicts.count('no clear difference')}")
     else:
         status, reason = "PASS", (f"every cell above chance ({chance:.3g}); Ours ≥ Reg in {wins} of {len(compared)} "
                                   f"DP cells ({num_seeds} seed(s) each)")

@@ -24,7 +24,7 @@ re-running its command, then `python benchmarks/assemble.py`.
 
 def main() -> None:
     results = ROOT / "results"
-    files = {p.stem: p for p in results.glob("*.md")}
+    files = {p.stem: p for p in results.glob("*.md") if not p.stem.endswith("_reading")}  # readings are inlined
     ordered = [files.pop(name) for name in ORDER if name in files] + [files[k] for k in sorted(files)]
     text = HEADER + "\n" + "\n\n".join(_demote(p.read_text().strip()) for p in ordered) + "\n"
     (ROOT.parent / "BENCHMARKS.md").write_text(text)

@@ -30,5 +30,6 @@ def test_the_section_answers_per_epsilon_with_intervals_and_a_check(tiny_vit, ne
         assert best["accuracy_low"] <= best["accuracy"] <= best["accuracy_high"]
     assert body["answer"].startswith("On toy") and "not accounted for in ε" in body["setup"]["tuning"]
     assert body["setup"]["runs"] == 2 * 2 * 2 * 2 and body["setup"]["budget_cpu_seconds"] == 5.0
+    assert "no clear difference in" in section.checks[0].reason  # the check counts the verdicts
     assert body["answer"] in regime_answer_html({"utility": body})
     assert regime_answer_html({}) == ""
