@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from privtangent.data import load_task
@@ -52,7 +53,7 @@ def run_spec(base_id: str, train: LabeledData, test: LabeledData, config: DPConf
             "config": config.to_dict()}
 
 
-def run_one(base: nn.Module, train: LabeledData, test: LabeledData, config: DPConfig, *, cache: FeatureCache,
+def run_one(base: VisionTransformer, train: LabeledData, test: LabeledData, config: DPConfig, *, cache: FeatureCache,
             store: RunStore, base_id: str) -> dict[str, Any]:
     """Train and evaluate one DP run, or return its stored result. Accuracy as a fraction."""
     spec = run_spec(base_id, train, test, config)
@@ -74,7 +75,7 @@ def load_splits(grid: RegimeGrid) -> dict[str, tuple[LabeledData, LabeledData]]:
             for d in grid.data}
 
 
-def run_grid(grid: RegimeGrid, *, base: nn.Module | None = None, base_name: str = "default", progress: bool = True,
+def run_grid(grid: RegimeGrid, *, base: VisionTransformer | None = None, base_name: str = "default", progress: bool = True,
              manifest_dir: str | Path | None = None, cache: FeatureCache | None = None,
              splits: Mapping[str, tuple[LabeledData, LabeledData]] | None = None,
              store: RunStore | None = None) -> RegimeResults:
