@@ -4,10 +4,12 @@
 
 1. the base model (the embedded default, or a timm model + local checkpoint) and the data;
 2. TAFT with DP at each claimed ε (full-batch DP-GD by default, σ calibrated by PRV);
-3. the regime comparison (utility: Full/BitFit/LayerNorm/FC × Ours/Reg × ε);
+3. the regime comparison (utility: Full/BitFit/LayerNorm/FC × Ours/Reg × ε, Poisson DP-SGD sized
+   to a CPU budget, with intervals over seeds and the best choice per ε);
 4. the black-box membership audit (LiRA + one-run canaries) of every DP procedure;
 5. the white-box canary audit of the DP training itself;
-6. shard training, composition, one forget request served by shard removal, and its audit;
+6. optionally (``audit.input_canaries`` > 0) the input-canary audit, from the model's outputs alone;
+7. shard training, composition, one forget request served by shard removal, and its audit;
 
 and returns the report (also written as ``out_dir/report.json`` with ``roc.csv``).
 Every stage's seconds go into the report's reproducibility section.

@@ -19,7 +19,7 @@ from timm.models.vision_transformer import VisionTransformer
 
 from privtangent.config.schema import DataSpec, ModelSpec
 from privtangent.data.dataset import ImageData
-from privtangent.data.image_folder import open_image_folder
+from privtangent.data.image_folder import LARGE_IMAGE_PIXELS, large_images, open_image_folder
 from privtangent.data.tasks import load_task
 from privtangent.errors import ConfigError
 from privtangent.io.hashing import sha256_file, tensor_hash
@@ -99,6 +99,12 @@ def load_data(spec: DataSpec, model: VisionTransformer, *, seed: int = 0) -> tup
                            f"({train.transform.mode})",
             "empty_classes": sorted(set(train.empty_classes)),
             "test_only_classes": sorted(test.ignored_classes)}
+        large = large_images(train.paths + test.paths)
+        if large:
+            path, w, h = large[0]
+            record["warnings"] = [f"{len(large)} image(s) larger than {LARGE_IMAGE_PIXELS:,} pixels (largest: {path}, "
+                                  f"{w}×{h}): each is decoded in full, then resized to {height}×{width}; resizing "
+                                  f"them once beforehand makes every pass over the data faster"]
     else:
         task_train = load_task(spec.task, "train")
         train, test = task_train, load_task(spec.task, "test")

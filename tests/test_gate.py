@@ -17,7 +17,7 @@ from privtangent.cli.main import main
 from tests.conftest import make_tiny_vit
 
 KWARGS = {"img_size": 16, "patch_size": 4, "in_chans": 3, "embed_dim": 32, "depth": 2, "num_heads": 2, "num_classes": 3}
-TINY_AUDIT = ("privacy: {epsilons: [8], epochs: 5}\ntraining: {epochs: 1}\nregimes: {regimes: [fc], train_limit: 30}\n"
+TINY_AUDIT = ("privacy: {epsilons: [8], epochs: 5}\ntraining: {epochs: 1}\nregimes: {regimes: [fc], train_limit: 30, seeds: 2, budget_seconds: 4}\n"
               "shards: {num_shards: 2, forget: 4}\naudit: {population: 30, shadows: 3, canaries: 8, "
               "whitebox_canaries: 200}\n")
 
@@ -97,6 +97,7 @@ def test_gate_checks_that_need_no_attack():
 def test_meaningless_runs_fail_the_gate(project, capsys):
     """δ ≥ 1/N, seeded noise and a training class without examples: each its own FAIL (exit 1)."""
     (project / "data" / "train" / "d").mkdir()  # an empty class folder
+    Image.new("RGB", (4200, 4100), (90, 20, 200)).save(project / "data" / "train" / "a" / "huge.png")
     path = config(project, "")
     raw = open(path).read().replace("privacy: {epsilons: [8], epochs: 5}",
                                     "privacy: {epsilons: [8], epochs: 5, delta: 0.5, noise_seed: 1}")
@@ -109,6 +110,7 @@ def test_meaningless_runs_fail_the_gate(project, capsys):
     assert report["verdict"] == "FAIL"
     data = report["data"]
     assert {"class": "d", "train": 0, "test": 0} in data["classes"]
+    assert any("larger than" in w and "huge.png" in w and "4200×4100" in w for w in data["warnings"])
     assert "random initialization" not in report["base_model"]["source"]  # it came from base.safetensors
     assert "pretrained on separate, public data" not in report["dp_statement"]["covered"]
 

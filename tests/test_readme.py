@@ -21,11 +21,11 @@ TINY_AUDIT = """\
 data: {train_limit: 200, test_limit: 200}
 privacy: {epsilons: [1, 8], epochs: 10}
 training: {epochs: 2}
-regimes: {regimes: [fc], train_limit: 100}
+regimes: {regimes: [fc], train_limit: 100, seeds: 2, budget_seconds: 6}
 shards: {num_shards: 2, forget: 10}
 audit: {population: 64, shadows: 3, canaries: 16, whitebox_canaries: 1000}
 """
-SMALL = {"--data-limit": "200", "--near-limit": "100", "--epochs": "1", "--wb-canaries": "1000"}
+SMALL = {"--data-limit": "200", "--near-limit": "100", "--epochs": "1", "--wb-canaries": "1000", "--ic-canaries": "16"}
 
 
 def blocks(language: str) -> list[str]:
@@ -48,7 +48,9 @@ def reduced(argv: list[str], tiny: Path) -> list[str]:
         argv += ["--config", str(tiny), "--no-pdf"]
     if argv[0] == "compare-regimes":  # one cell per kind on a small slice of one task
         argv += ["--data", "digits", "--data-limit", "64", "--test-limit", "64", "--regimes", "fc", "--epsilons", "8",
-                 "--seeds", "0", "--epochs", "5", "--quiet"]
+                 "--seeds", "0", "--epochs", "5", "--no-tune", "--quiet"]
+    if "--input-canaries" in argv:  # a few canaries, cached in the test's folder
+        argv += ["--ic-probes", "50", "--ic-rank", "8", "--ic-data-limit", "100", "--ic-cache", str(tiny.parent / "ic")]
     return argv
 
 

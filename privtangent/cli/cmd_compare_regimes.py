@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from privtangent.choices import REGIMES
 from privtangent.cli.options import add_device_option
 
 
@@ -68,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="where the tables, plots, manifests and runs go")
     p.add_argument("--base", default="default", choices=("default", "wide"),
                    help="embedded base: default (embed 128, depth 4) or wide (embed 384, depth 6) (default default)")
-    p.add_argument("--regimes", type=_names, default=("full", "bitfit", "layernorm", "fc"), metavar="R,...",
+    p.add_argument("--regimes", type=_names, default=REGIMES, metavar="R,...",
                    help="regimes (default full,bitfit,layernorm,fc)")
     p.add_argument("--kinds", type=_names, default=("Ours", "Reg"), metavar="K,...",
                    help="Ours (tangent) and/or Reg (non-linear) (default both)")

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from privtangent.choices import REGIMES
+
 EXIT_OK, EXIT_CHECK_FAILED = 0, 1
 
 
@@ -51,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--lr", type=float)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--blocks", type=int, help="number of last blocks linearized")
-    g.add_argument("--regime", choices=["full", "bitfit", "layernorm", "fc"])
+    g.add_argument("--regime", choices=REGIMES)
     g.add_argument("--reset", action=argparse.BooleanOptionalAction, default=None,
                    help="re-initialize the linearized blocks first (paper PT=F)")
     g.add_argument("--linearize-cls", action=argparse.BooleanOptionalAction, default=None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,29 @@ def decode_image(path: str | Path, mode: str) -> Image.Image:
             return img.convert(mode)  # convert() forces the whole file to be decoded
     except DECODE_ERRORS as exc:
         raise DataError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
+
+
+LARGE_IMAGE_PIXELS = 4096 * 4096  # above this an image costs seconds and hundreds of MB to decode
+
+
+def large_images(paths: Sequence[str], max_pixels: int = LARGE_IMAGE_PIXELS) -> list[tuple[str, int, int]]:
+    """(path, width, height) of every image with more than ``max_pixels`` pixels, largest first.
+
+    Reads only each file's header (PIL opens lazily), so a folder of 100k images is scanned in
+    seconds; files PIL cannot open are left to the decoder, which names them.
+    """
+    found = []
+    for path in paths:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as img:
+                    width, height = img.size
+        except DECODE_ERRORS:
+            continue
+        if width * height > max_pixels:
+            found.append((str(path), width, height))
+    return sorted(found, key=lambda f: -f[1] * f[2])
 
 
 class DecodedImages(Dataset):

@@ -18,9 +18,8 @@ from __future__ import annotations
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from privtangent.choices import REGIMES
 from privtangent.errors import ConfigError
-
-REGIMES = ("full", "bitfit", "layernorm", "fc")
 
 
 def linearized_prefixes(depth: int, blocks: int) -> list[str]:
