@@ -64,7 +64,7 @@ class UtilityRow(TypedDict):
     seeds: int
 
 
-class DPComparison(NamedTuple):
+class _DPComparison(NamedTuple):
     """A DP row (ε given) with both accuracies measured."""
 
     regime: str
@@ -73,9 +73,9 @@ class DPComparison(NamedTuple):
     reg: float
 
 
-def dp_comparisons(rows: Sequence[UtilityRow]) -> list[DPComparison]:
+def _dp_comparisons(rows: Sequence[UtilityRow]) -> list[_DPComparison]:
     """The rows with an ε and both an Ours and a Reg accuracy, in order."""
-    return [DPComparison(r["regime"], eps, ours, reg) for r in rows
+    return [_DPComparison(r["regime"], eps, ours, reg) for r in rows
             if (eps := r["epsilon"]) is not None and (ours := r.get("ours")) is not None
             and (reg := r.get("reg")) is not None]
 
@@ -108,7 +108,7 @@ def utility_checks(rows: Sequence[UtilityRow], num_classes: int, num_seeds: int 
     missing = [(r["regime"], r["epsilon"], k) for r, k, v in values if v is None or not math.isfinite(v)]
     at_chance = [(r["regime"], r["epsilon"], k) for r, k, v in values
                  if v is not None and math.isfinite(v) and v <= chance]
-    compared = dp_comparisons(rows)
+    compared = _dp_comparisons(rows)
     wins = sum(c.ours >= c.reg for c in compared)
     if missing or at_chance:
         what = missing[0] if missing else at_chance[0]
@@ -123,7 +123,7 @@ def utility_checks(rows: Sequence[UtilityRow], num_classes: int, num_seeds: int 
 
 def utility_finding(rows: Sequence[UtilityRow]) -> str:
     """One plain sentence on what the comparison found, including where the tangent model loses."""
-    dp = dp_comparisons(rows)
+    dp = _dp_comparisons(rows)
     if not dp:
         return "No DP cell was trained."
     wins = [r for r in dp if r.ours >= r.reg]

@@ -203,4 +203,4 @@ def make_torch_optimizer(params: list[Tensor], name: str, lr: float, *, momentum
     raise ConfigError(f"optimizer must be 'adam' or 'sgd', got {name!r}")
 
 
-__all__ = ["DPOptimizer", "DPStep", "Observer", "make_torch_optimizer"]
+__all__ = ["DPOptimizer", "DPStep", "ExtraGrads", "ImplicitGrads", "Observer", "make_torch_optimizer"]

@@ -84,7 +84,7 @@ def fit_dp(base: VisionTransformer, train: ImageData, config: DPConfig, *, test:
     Args:
         on_step: observer called with each step's ``DPStep`` (privatized gradient, batch size, ...).
         extra_per_sample_grads: canary per-sample gradients added to every step's clipped sum
-            (a dict {name: (M, ...)}), or a callable step → dict or None (1-based step).
+            (a dict {name: (M, ...)} or ``ImplicitGrads``), or a callable step → those or None (1-based step).
         model: the model to train, already built by ``prepare_model(base, train.num_classes,
             config.train_config())`` (a caller that needs its initial state builds it first).
 
