@@ -67,12 +67,20 @@ def _names(text: str, flag: str, allowed: tuple[str, ...]) -> list[str]:
     return out
 
 
-def _positive(value: Any, flag: str, minimum: int = 1) -> int:
+def _positive(value: Any, flag: str, minimum: int = 1) -> int | None:
     if value is None:
         return value
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{flag}: must be an integer ≥ {minimum}, got {value!r}")
     return value
+
+
+def _required_positive(value: Any, flag: str, minimum: int = 1) -> int:
+    """``_positive`` for a flag with an integer default (None is refused like any other non-integer)."""
+    checked = _positive(value, flag, minimum)
+    if checked is None:
+        raise ConfigError(f"{flag}: must be an integer ≥ {minimum}, got None")
+    return checked
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -314,7 +322,7 @@ def run_whitebox(args: argparse.Namespace) -> int:
     epsilons = _floats(args.epsilons, "--epsilons")
     if not 0 < args.delta < 1:
         raise ConfigError(f"--delta: must lie in (0, 1), got {args.delta}")
-    m = _positive(args.wb_canaries, "--wb-canaries")
+    m = _required_positive(args.wb_canaries, "--wb-canaries")
     r = _positive(args.wb_guesses, "--wb-guesses")
     limit = _positive(args.wb_data_limit, "--wb-data-limit", minimum=0)
     if r is not None and r > m:
@@ -368,9 +376,9 @@ def run_input_canaries(args: argparse.Namespace) -> int:
     epsilons = _floats(args.epsilons, "--epsilons")
     if not 0 < args.delta < 1:
         raise ConfigError(f"--delta: must lie in (0, 1), got {args.delta}")
-    m = _positive(args.ic_canaries, "--ic-canaries", minimum=4)
-    probes = _positive(args.ic_probes, "--ic-probes", minimum=2)
-    rank = _positive(args.ic_rank, "--ic-rank")
+    m = _required_positive(args.ic_canaries, "--ic-canaries", minimum=4)
+    probes = _required_positive(args.ic_probes, "--ic-probes", minimum=2)
+    rank = _required_positive(args.ic_rank, "--ic-rank")
     limit = _positive(args.ic_data_limit, "--ic-data-limit", minimum=0)
     if args.dp_epochs is not None and not args.dp_epochs > 0:
         raise ConfigError(f"--dp-epochs: must be > 0, got {args.dp_epochs}")

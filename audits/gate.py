@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any
 
 from audits.results import Check, Status
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData
 
 
 def delta_check(delta: float, dataset_size: int, section: str = "dp_statement") -> Check:
@@ -33,12 +33,12 @@ def noise_check(seeded: bool, section: str = "dp_statement") -> Check:
                  "the model has no DP guarantee" if seeded else "noise from OS entropy, independent of every seed")
 
 
-def class_counts(data: LabeledData) -> dict[str, int]:
+def class_counts(data: ImageData) -> dict[str, int]:
     counts = Counter(int(y) for y in data.labels.tolist())
     return {name: counts.get(i, 0) for i, name in enumerate(data.classes)}
 
 
-def data_section(train: LabeledData, test: LabeledData, record: dict[str, Any]) -> tuple[dict[str, Any], Check]:
+def data_section(train: ImageData, test: ImageData, record: dict[str, Any]) -> tuple[dict[str, Any], Check]:
     """The report's data section (what was actually loaded) and the data-classes check."""
     train_counts, test_counts = class_counts(train), class_counts(test)
     unknown = list(record.get("test_only_classes") or [])

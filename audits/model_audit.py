@@ -78,7 +78,10 @@ def statement_stage(run: AuditRun) -> None:
     manifest = run.artifact
     privacy = manifest.get("privacy") or {"private": False}
     test = run.test_data
-    measured = evaluate(run.released, FeatureCache().features(run.released.base, run.released.start, test),
+    released = run.released
+    if released is None:
+        raise RuntimeError("the statement stage needs the released model: load_artifact runs first")
+    measured = evaluate(released, FeatureCache().features(released.base, released.start, test),
                         test.labels, test.num_classes, None, manifest["config"]["output"])["accuracy"]
     run.result.sections["released_model"] = {
         "directory": str(run.model_dir), "sha256": artifact_sha256(manifest), "method": manifest["method"],

@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData, LabeledData
 from privtangent.errors import ConfigError
-from privtangent.features import FeatureCache
+from privtangent.features import FeatureCache, Features
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Population:
                 "seed": self.seed, "content_sha256": self.data.content_hash()}
 
 
-def make_population(data: LabeledData, size: int, num_canaries: int = 0, seed: int = 0,
+def make_population(data: ImageData, size: int, num_canaries: int = 0, seed: int = 0,
                     name: str | None = None) -> Population:
     """``size`` samples of ``data`` drawn without replacement (seeded), the first
     ``num_canaries`` of them (in that random order) relabelled with a wrong class.
@@ -90,7 +90,7 @@ def membership_masks(num_models: int, size: int, seed: int = 0) -> Tensor:
     if isinstance(num_models, bool) or not isinstance(num_models, int) or num_models < 1:
         raise ConfigError(f"number of models must be an integer ≥ 1, got {num_models!r}")
     generator = torch.Generator().manual_seed(int(seed) * 7919 + 17)
-    rows = []
+    rows: list[Tensor] = []
     while len(rows) < num_models:
         row = torch.rand(size, generator=generator) < 0.5
         if 0 < int(row.sum()) < size:
@@ -108,7 +108,7 @@ class PopulationFeatureCache(FeatureCache):
     ``subset_hits`` counts the prefix passes saved.
     """
 
-    def __init__(self, universes: Sequence[LabeledData], inner: FeatureCache | None = None) -> None:
+    def __init__(self, universes: Sequence[ImageData], inner: FeatureCache | None = None) -> None:
         inner = inner if inner is not None else FeatureCache()
         super().__init__(inner.directory, inner.batch_size)
         self.inner = inner
@@ -116,16 +116,17 @@ class PopulationFeatureCache(FeatureCache):
         self._positions = [{int(i): k for k, i in enumerate(u.ids.tolist())} for u in self.universes]
         self.subset_hits = 0
 
-    def _rows(self, data: LabeledData) -> tuple[int, Tensor] | None:
+    def _rows(self, data: ImageData) -> tuple[int, Tensor] | None:
         ids = data.ids.tolist()
         for u, (universe, position) in enumerate(zip(self.universes, self._positions)):
             if ids and all(int(i) in position for i in ids):
                 rows = torch.tensor([position[int(i)] for i in ids], dtype=torch.long)
-                if isinstance(data, LabeledData) and torch.equal(universe.images[rows], data.images):
+                if (isinstance(data, LabeledData) and isinstance(universe, LabeledData)
+                        and torch.equal(universe.images[rows], data.images)):
                     return u, rows
         return None
 
-    def features(self, model: nn.Module, start: int, data: LabeledData, progress: bool = False) -> Tensor:
+    def features(self, model: nn.Module, start: int, data: ImageData, progress: bool = False) -> Features:
         found = self._rows(data) if len(data) else None
         if found is None:
             return self.inner.features(model, start, data, progress=progress)
@@ -137,7 +138,7 @@ class PopulationFeatureCache(FeatureCache):
         return full[rows]
 
 
-def shared_cache(universes: Sequence[LabeledData], cache: FeatureCache | None) -> PopulationFeatureCache:
+def shared_cache(universes: Sequence[ImageData], cache: FeatureCache | None) -> PopulationFeatureCache:
     """A PopulationFeatureCache over ``universes`` that shares ``cache``'s computed features."""
     if isinstance(cache, PopulationFeatureCache):
         return PopulationFeatureCache(universes, cache.inner)

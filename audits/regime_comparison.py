@@ -27,7 +27,7 @@ from timm.models.vision_transformer import VisionTransformer
 
 from audits.results import AuditSection
 from audits.utility import SECTION, utility_checks
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData
 from privtangent.experiments.regimes import QUICK_BUDGET_SECONDS, QuickComparison, run_quick_comparison
 from privtangent.experiments.regimes.stats import Interval
 from privtangent.features import FeatureCache
@@ -85,7 +85,7 @@ def comparison_section(quick: QuickComparison, num_classes: int) -> AuditSection
     return AuditSection(SECTION, body, utility_checks(rows, num_classes, len(c.seeds)))  # type: ignore[arg-type]
 
 
-def run_regime_comparison_audit(base: VisionTransformer, train: LabeledData, test: LabeledData, *,
+def run_regime_comparison_audit(base: VisionTransformer, train: ImageData, test: ImageData, *,
                                 regimes: Sequence[str] = REGIMES, epsilons: Sequence[float] = (1.0, 3.0, 8.0),
                                 delta: float | None = None, seeds: Sequence[int] = (0, 1, 2),
                                 budget_seconds: float = QUICK_BUDGET_SECONDS, noise_seed: int = 0,

@@ -26,18 +26,20 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 from safetensors.torch import load_file, save
+from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
 from audits.population import Population, membership_masks, shared_cache
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData, LabeledData
 from privtangent.dp.config import DPConfig
 from privtangent.dp.training import fit_dp, resolve_noise
 from privtangent.errors import ConfigError
 from privtangent.features import FeatureCache
+from privtangent.finetune import FineTuneModel
 from privtangent.io.atomic import atomic_write_bytes, atomic_write_json
 from privtangent.io.hashing import sha256_bytes, tensor_hash
 from privtangent.progress import Progress
@@ -47,7 +49,7 @@ FORMAT = "privtangent-shadows/1"
 Procedure = TrainConfig | DPConfig
 
 
-def is_dp(procedure: Any) -> bool:
+def is_dp(procedure: object) -> TypeGuard[DPConfig]:
     return isinstance(procedure, DPConfig)
 
 
@@ -83,21 +85,21 @@ def describe_procedure(procedure: Procedure) -> dict[str, Any]:
 
 @dataclass
 class TrainedReplica:
-    model: nn.Module
+    model: FineTuneModel
     seconds: float
     metrics: dict[str, Any]
     manifest: dict[str, Any] | None = None
 
 
-def train_replica(base: nn.Module, data: LabeledData, procedure: Procedure, cache: FeatureCache,
+def train_replica(base: VisionTransformer, data: LabeledData, procedure: Procedure, cache: FeatureCache,
                   noise_seed: int | None = None) -> TrainedReplica:
     """Train one model on ``data`` with the procedure's own trainer (``fit`` or ``fit_dp``)."""
     _check_procedure(procedure)
     start = time.perf_counter()
-    if is_dp(procedure):
+    if isinstance(procedure, DPConfig):
         config = procedure if noise_seed is None else procedure.replace(noise_seed=int(noise_seed))
-        result = fit_dp(base, data, config, cache=cache, progress=False)
-        return TrainedReplica(result.model, time.perf_counter() - start, dict(result.metrics), result.manifest)
+        dp_result = fit_dp(base, data, config, cache=cache, progress=False)
+        return TrainedReplica(dp_result.model, time.perf_counter() - start, dict(dp_result.metrics), dp_result.manifest)
     result = fit(base, data, procedure, cache=cache, progress=False)
     return TrainedReplica(result.model, time.perf_counter() - start, dict(result.metrics))
 
@@ -137,7 +139,7 @@ class ShadowSet:
 
 
 def _cache_key(base: nn.Module, population: LabeledData, procedure: Procedure, member: Tensor,
-               extra: LabeledData | None, noise_seeds: list[int | None]) -> str:
+               extra: ImageData | None, noise_seeds: list[int | None]) -> str:
     blob = json.dumps({
         "format": FORMAT,
         "base": tensor_hash({k: v for k, v in base.state_dict().items()}),
@@ -186,10 +188,10 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str, allow_nan=True))
 
 
-def train_shadows(base: nn.Module, population: LabeledData | Population, procedure: Procedure, *,
+def train_shadows(base: VisionTransformer, population: LabeledData | Population, procedure: Procedure, *,
                   num_models: int = 4, seed: int = 0, member: Tensor | None = None,
                   cache: FeatureCache | None = None, run_dir: str | Path | None = None,
-                  extra: LabeledData | None = None, seed_noise: bool = True, progress: bool = False,
+                  extra: ImageData | None = None, seed_noise: bool = True, progress: bool = False,
                   desc: str | None = None) -> ShadowSet:
     """Train ``num_models`` replicas of ``procedure`` on random halves of ``population``.
 
@@ -259,7 +261,7 @@ def train_shadows(base: nn.Module, population: LabeledData | Population, procedu
 # --------------------------------------------------------------------------------------
 # what caching buys: one tangent shadow vs one non-linear shadow
 # --------------------------------------------------------------------------------------
-def time_shadow_training(base: nn.Module, population: LabeledData | Population, config: TrainConfig | None = None,
+def time_shadow_training(base: VisionTransformer, population: LabeledData | Population, config: TrainConfig | None = None,
                          *, seed: int = 0, cache: FeatureCache | None = None, repeats: int = 1) -> dict[str, Any]:
     """Seconds to train one tangent shadow model vs one non-linear shadow model.
 
@@ -294,7 +296,7 @@ def time_shadow_training(base: nn.Module, population: LabeledData | Population, 
             times.append(time.perf_counter() - t)
         return min(times)
 
-    out = {
+    out: dict[str, Any] = {
         "tangent_seconds": best(tangent, False),
         "nonlinear_seconds": best(nonlinear, False),
         "nonlinear_uncached_seconds": best(nonlinear, True),

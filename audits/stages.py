@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+from timm.models.vision_transformer import VisionTransformer
 
 from audits.gate import data_section, delta_check, noise_check
 from audits.privacy.blackbox import run_privacy_audit
@@ -27,9 +27,10 @@ from audits.unlearning import run_unlearning_audit
 from audits.utility import run_utility_audit
 from privtangent import inputs
 from privtangent.config.schema import RunConfig
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData
 from privtangent.dp.run import train_dp_run
 from privtangent.features import FeatureCache
+from privtangent.finetune import FineTuneModel
 from privtangent.models.pretrain import DEFAULT_MODEL
 from privtangent.paths import feature_cache_dir
 from privtangent.train.run import RunResult
@@ -43,18 +44,18 @@ class AuditRun:
     out_dir: Path
     progress: bool = True
     log: Callable[[str], None] = print
-    base: nn.Module | None = None
+    base: VisionTransformer | None = None
     base_info: dict[str, Any] = field(default_factory=dict)
     data_info: dict[str, Any] = field(default_factory=dict)
-    train: LabeledData | None = None
-    test: LabeledData | None = None
+    train: ImageData | None = None
+    test: ImageData | None = None
     cache: FeatureCache = field(default_factory=lambda: FeatureCache(feature_cache_dir()))
     result: AuditResult = field(default_factory=AuditResult)
     seconds: dict[str, float] = field(default_factory=dict)
     dp_models: dict[float, tuple[Any, RunResult]] = field(default_factory=dict)
     model_dir: Path | None = None  # a released model directory being audited (``privtangent audit --model``)
     artifact: dict[str, Any] = field(default_factory=dict)  # its manifest
-    released: nn.Module | None = None  # the released model itself
+    released: FineTuneModel | None = None  # the released model itself
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -65,17 +66,17 @@ class AuditRun:
         self.log(f"  done in {self.seconds[name]:.1f} s")
 
     @property
-    def model(self) -> nn.Module:
+    def model(self) -> VisionTransformer:
         assert self.base is not None, "the base-model stage runs first"
         return self.base
 
     @property
-    def train_data(self) -> LabeledData:
+    def train_data(self) -> ImageData:
         assert self.train is not None, "the data stage runs first"
         return self.train
 
     @property
-    def test_data(self) -> LabeledData:
+    def test_data(self) -> ImageData:
         assert self.test is not None, "the data stage runs first"
         return self.test
 
@@ -178,7 +179,7 @@ def utility_stage(run: AuditRun) -> None:
     train = train.limit(r.train_limit) if r.train_limit is not None and len(train) > r.train_limit else train
     if r.budget_seconds is not None:
         run.result.add(run_regime_comparison_audit(
-            run.model, train, run.test, regimes=r.regimes, epsilons=run.config.regime_epsilons,
+            run.model, train, run.test_data, regimes=r.regimes, epsilons=run.config.regime_epsilons,
             delta=run.config.privacy.mechanism.delta, seeds=list(range(r.seeds)), budget_seconds=r.budget_seconds,
             noise_seed=run.config.privacy.mechanism.noise_seed or 0, base_name=run.config.model.name or "default",
             cache=run.cache, progress=run.progress))
@@ -218,7 +219,7 @@ def input_canary_stage(run: AuditRun) -> None:
     a = run.config.audit
     if not a.input_canaries:
         return
-    probes = run.test_data.limit(min(1000, len(run.test_data))).images  # public images of the task
+    probes = run.test_data.limit(min(1000, len(run.test_data))).materialize().images  # public images of the task
     run.result.add(run_input_canary_audit(run.model, run.train_data, run.config.dp_config(), probe_images=probes,
                                           epsilons=run.config.privacy.epsilons,
                                           construction=Construction(num_canaries=a.input_canaries,

@@ -15,14 +15,14 @@ import dataclasses
 import math
 import time
 from collections.abc import Sequence
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 import numpy as np
-from torch import nn
+from timm.models.vision_transformer import VisionTransformer
 
 from audits.results import AuditSection, Check, Status
 from privtangent.choices import REGIMES
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData
 from privtangent.data.tasks import load_task
 from privtangent.dp.config import DPConfig
 from privtangent.dp.training import fit_dp, resolve_noise
@@ -64,31 +64,52 @@ class UtilityRow(TypedDict):
     seeds: int
 
 
+class _DPComparison(NamedTuple):
+    """A DP row (ε given) with both accuracies measured."""
+
+    regime: str
+    epsilon: float
+    ours: float
+    reg: float
+
+
+def _dp_comparisons(rows: Sequence[UtilityRow]) -> list[_DPComparison]:
+    """The rows with an ε and both an Ours and a Reg accuracy, in order."""
+    return [_DPComparison(r["regime"], eps, ours, reg) for r in rows
+            if (eps := r["epsilon"]) is not None and (ours := r.get("ours")) is not None
+            and (reg := r.get("reg")) is not None]
+
+
+def _mean_std(accs: list[float]) -> tuple[float | None, float | None]:
+    """(mean, sample std) over seeds; None where there are too few values."""
+    return (float(np.mean(accs)) if accs else None), (float(np.std(accs, ddof=1)) if len(accs) > 1 else None)
+
+
 def utility_rows(cells: Sequence[UtilityCell]) -> list[UtilityRow]:
     """Per-seed cells {regime, epsilon, kind ('ours'|'reg'), seed, test_accuracy} → table rows."""
-    rows = []
+    rows: list[UtilityRow] = []
     keys = list(dict.fromkeys((c["regime"], c["epsilon"]) for c in cells))
     for regime, eps in keys:
-        row: dict[str, Any] = {"regime": regime, "epsilon": eps}  # filled to a UtilityRow below
-        for kind in ("ours", "reg"):
-            accs = [c["test_accuracy"] for c in cells if (c["regime"], c["epsilon"], c["kind"]) == (regime, eps, kind)]
-            row[kind] = float(np.mean(accs)) if accs else None
-            row[f"{kind}_std"] = float(np.std(accs, ddof=1)) if len(accs) > 1 else None
-        row["seeds"] = len({c["seed"] for c in cells if (c["regime"], c["epsilon"]) == (regime, eps)})
-        rows.append(row)  # type: ignore[arg-type]
-    return rows  # type: ignore[return-value]
+        ours, ours_std = _mean_std([c["test_accuracy"] for c in cells
+                                    if (c["regime"], c["epsilon"], c["kind"]) == (regime, eps, "ours")])
+        reg, reg_std = _mean_std([c["test_accuracy"] for c in cells
+                                  if (c["regime"], c["epsilon"], c["kind"]) == (regime, eps, "reg")])
+        seeds = len({c["seed"] for c in cells if (c["regime"], c["epsilon"]) == (regime, eps)})
+        rows.append({"regime": regime, "epsilon": eps, "ours": ours, "ours_std": ours_std, "reg": reg,
+                     "reg_std": reg_std, "seeds": seeds})
+    return rows
 
 
 def utility_checks(rows: Sequence[UtilityRow], num_classes: int, num_seeds: int = 1) -> list[Check]:
     """One check: every DP cell has an accuracy above chance (1/K); else FAIL (broken
     calibration or training). Its reason counts the cells where Ours ≥ Reg."""
     chance = 1.0 / max(int(num_classes), 1)
-    values = [(r, k, r.get(k)) for r in rows for k in ("ours", "reg")]
+    values = [(r, k, v) for r in rows for k, v in (("ours", r.get("ours")), ("reg", r.get("reg")))]
     missing = [(r["regime"], r["epsilon"], k) for r, k, v in values if v is None or not math.isfinite(v)]
     at_chance = [(r["regime"], r["epsilon"], k) for r, k, v in values
                  if v is not None and math.isfinite(v) and v <= chance]
-    compared = [r for r in rows if r.get("ours") is not None and r.get("reg") is not None and r["epsilon"] is not None]
-    wins = sum(r["ours"] >= r["reg"] for r in compared)
+    compared = _dp_comparisons(rows)
+    wins = sum(c.ours >= c.reg for c in compared)
     if missing or at_chance:
         what = missing[0] if missing else at_chance[0]
         status, reason = "FAIL", (f"{len(missing)} cell(s) without an accuracy, {len(at_chance)} at or below chance "
@@ -108,14 +129,14 @@ def utility_checks(rows: Sequence[UtilityRow], num_classes: int, num_seeds: int 
 
 def utility_finding(rows: Sequence[UtilityRow]) -> str:
     """One plain sentence on what the comparison found, including where the tangent model loses."""
-    dp = [r for r in rows if r["epsilon"] is not None and r["ours"] is not None and r["reg"] is not None]
+    dp = _dp_comparisons(rows)
     if not dp:
         return "No DP cell was trained."
-    wins = [r for r in dp if r["ours"] >= r["reg"]]
+    wins = [r for r in dp if r.ours >= r.reg]
     best = []
-    for eps in sorted({r["epsilon"] for r in dp}):
-        cells = [(r["ours"], "Ours", r["regime"]) for r in dp if r["epsilon"] == eps] + \
-                [(r["reg"], "Reg", r["regime"]) for r in dp if r["epsilon"] == eps]
+    for eps in sorted({r.epsilon for r in dp}):
+        cells = [(r.ours, "Ours", r.regime) for r in dp if r.epsilon == eps] + \
+                [(r.reg, "Reg", r.regime) for r in dp if r.epsilon == eps]
         acc, kind, regime = max(cells)
         best.append(f"at ε = {eps:g}, {regime} {kind} ({acc:.3f})")
     if not wins:
@@ -124,7 +145,7 @@ def utility_finding(rows: Sequence[UtilityRow]) -> str:
     elif len(wins) == len(dp):
         verdict = f"The tangent model (Ours) was at least as accurate as the original network (Reg) in all {len(dp)} DP cells"
     else:
-        losses = ", ".join(f"{r['regime']} at ε = {r['epsilon']:g}" for r in dp if r["ours"] < r["reg"])
+        losses = ", ".join(f"{r.regime} at ε = {r.epsilon:g}" for r in dp if r.ours < r.reg)
         verdict = (f"The tangent model (Ours) was at least as accurate as the original network (Reg) in {len(wins)} of "
                    f"{len(dp)} DP cells; it lost in {losses}")
     return f"{verdict}. Best: {'; '.join(best)}. Differences within a few points are noise at these sizes."
@@ -162,7 +183,7 @@ def _check_grid(regimes: Sequence[str], epsilons: Sequence[float], seeds: Sequen
     return regimes, eps_list, seed_list
 
 
-def _cells_of_grid(grid: RegimeGrid, base: nn.Module, cache: FeatureCache,
+def _cells_of_grid(grid: RegimeGrid, base: VisionTransformer, cache: FeatureCache,
                    progress: bool) -> tuple[list[UtilityCell], dict[float, float]]:
     """The cells of the regime comparison experiment (``run_grid`` on the grid's named task)."""
     cells: list[UtilityCell] = []
@@ -172,11 +193,11 @@ def _cells_of_grid(grid: RegimeGrid, base: nn.Module, cache: FeatureCache,
                       "kind": "ours" if r["kind"] == "Ours" else "reg", "seed": r["seed"],
                       "test_accuracy": float(r["test_accuracy"]), "epsilon_accounted": r.get("epsilon"),
                       "sigma": r.get("noise_multiplier"), "seconds": r.get("train_seconds")})
-        sigmas[float(r["target_epsilon"])] = r.get("noise_multiplier")
+        sigmas[float(r["target_epsilon"])] = r["noise_multiplier"]  # every run_grid row records its σ
     return cells, sigmas
 
 
-def _cells_trained_here(grid: RegimeGrid, base: nn.Module, train: LabeledData, test: LabeledData,
+def _cells_trained_here(grid: RegimeGrid, base: VisionTransformer, train: ImageData, test: ImageData,
                         regimes: list[str], eps_list: list[float], seeds: list[int], noise_seed: int | None,
                         cache: FeatureCache, progress: bool) -> tuple[list[UtilityCell], dict[float, float]]:
     """The same cells as the grid's, trained on the data given (σ calibrated once per ε)."""
@@ -198,7 +219,7 @@ def _cells_trained_here(grid: RegimeGrid, base: nn.Module, train: LabeledData, t
     return cells, sigmas
 
 
-def _nonprivate_cells(base: nn.Module, train: LabeledData, test: LabeledData, regimes: list[str], seeds: list[int],
+def _nonprivate_cells(base: VisionTransformer, train: ImageData, test: ImageData, regimes: list[str], seeds: list[int],
                       config: TrainConfig | None, cache: FeatureCache) -> list[UtilityCell]:
     cells: list[UtilityCell] = []
     for regime in regimes:
@@ -215,10 +236,10 @@ def _nonprivate_cells(base: nn.Module, train: LabeledData, test: LabeledData, re
 
 
 def run_utility_audit(
-    base: nn.Module,
+    base: VisionTransformer,
     *,
-    train: LabeledData | None = None,
-    test: LabeledData | None = None,
+    train: ImageData | None = None,
+    test: ImageData | None = None,
     task: str = "fashion-near",
     regimes: Sequence[str] = ("full", "fc"),
     epsilons: Sequence[float] = (1, 3, 8),

@@ -86,6 +86,8 @@ def load_data(spec: DataSpec, model: VisionTransformer, *, seed: int = 0) -> tup
     normalization. The record says what was loaded: the source, the transform, empty class
     folders, test-only class folders (which the model cannot predict), and the subset rule."""
     chans, height, width = expected_input(model)
+    train: ImageData
+    test: ImageData
     if spec.folders:
         assert spec.train is not None and spec.test is not None
         train = open_image_folder(spec.train, mean=spec.mean, std=spec.std, model=model)
@@ -104,9 +106,10 @@ def load_data(spec: DataSpec, model: VisionTransformer, *, seed: int = 0) -> tup
                                   f"{w}×{h}): each is decoded in full, then resized to {height}×{width}; resizing "
                                   f"them once beforehand makes every pass over the data faster"]
     else:
-        train, test = load_task(spec.task, "train"), load_task(spec.task, "test")
+        task_train = load_task(spec.task, "train")
+        train, test = task_train, load_task(spec.task, "test")
         record = {"task": spec.task, "description": f"the embedded default's task {spec.task}"}
-        shape = tuple(train.images.shape[1:])
+        shape = tuple(task_train.images.shape[1:])
         if shape != (chans, height, width):
             raise ConfigError(f"data: {train.name} has {shape[0]}×{shape[1]}×{shape[2]} images, but the model takes "
                               f"{chans}×{height}×{width}; choose a model built for this data "

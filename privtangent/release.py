@@ -17,7 +17,7 @@ from typing import Any
 from timm.models.vision_transformer import VisionTransformer
 
 from privtangent.config.schema import DataSpec, ModelSpec
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData
 from privtangent.errors import CheckpointError
 from privtangent.finetune import FineTuneModel
 from privtangent.inputs import load_base, load_data
@@ -80,7 +80,7 @@ def data_spec(manifest: dict[str, Any]) -> DataSpec:
     return DataSpec(task=record["task"], train_limit=record.get("limit"), test_limit=record.get("test_limit"))
 
 
-def training_data(manifest: dict[str, Any], base: VisionTransformer) -> tuple[LabeledData, LabeledData]:
+def training_data(manifest: dict[str, Any], base: VisionTransformer) -> tuple[ImageData, ImageData]:
     """(train, test) exactly as the run drew them (same subsets, same seed), checked by content hash."""
     train, test, _ = load_data(data_spec(manifest), base, seed=int(manifest["seed"]))
     recorded = manifest["data"]["train"].get("content_sha256")

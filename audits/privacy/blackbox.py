@@ -52,7 +52,7 @@ from typing import Any, TypedDict
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
+from timm.models.vision_transformer import VisionTransformer
 
 from attacks.lira import lira_scores
 from attacks.loss import loss_scores
@@ -66,7 +66,7 @@ from audits.privacy.one_run import one_run_epsilon_lower_bound, one_run_guesses
 from audits.privacy.power import one_run_power, threshold_power
 from audits.results import AuditSection, Check, Status
 from audits.shadows import Procedure, ShadowSet, resolve_procedure, time_shadow_training, train_shadows
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData
 from privtangent.dp.config import DPConfig
 from privtangent.errors import ConfigError
 from privtangent.features import FeatureCache
@@ -368,7 +368,7 @@ def analyze_replicas(name: str, claimed_epsilon: float | None, shadows: ShadowSe
 # --------------------------------------------------------------------------------------
 # the audit
 # --------------------------------------------------------------------------------------
-def _rmia_reference(test: LabeledData | None, population: Population, size: int) -> LabeledData | None:
+def _rmia_reference(test: ImageData | None, population: Population, size: int) -> ImageData | None:
     """RMIA's population z: test samples that are not in the audit population (None: no RMIA)."""
     if test is None or len(test) < 2:
         return None
@@ -378,7 +378,7 @@ def _rmia_reference(test: LabeledData | None, population: Population, size: int)
 
 
 def _procedure_row(target: AuditTarget, shadows: ShadowSet) -> dict[str, Any]:
-    accounted = [mf.get("epsilon") for mf in shadows.manifests if mf.get("epsilon") is not None]
+    accounted = [mf["epsilon"] for mf in shadows.manifests if mf.get("epsilon") is not None]
     config = shadows.procedure["config"]
     return {"model": target.name, "kind": shadows.procedure["kind"],
             "noise_multiplier": config.get("noise_multiplier"), "max_grad_norm": config.get("max_grad_norm"),
@@ -401,7 +401,7 @@ def _check_sizes(num_models: int, confidence: float, n_bootstrap: int, attacks: 
 
 
 def _body(analyses: list[ReplicaAnalysis], procedures: list[dict[str, Any]], population: Population,
-          num_models: int, attacks: Sequence[str], rmia_set: LabeledData | None, confidence: float,
+          num_models: int, attacks: Sequence[str], rmia_set: ImageData | None, confidence: float,
           n_bootstrap: int, delta: float, seed: int, timing: dict[str, Any] | None,
           seconds: dict[str, float]) -> dict[str, Any]:
     each = 1.0 - (1.0 - confidence) / 2.0
@@ -462,10 +462,10 @@ def _comparison_notes(analyses: list[ReplicaAnalysis]) -> list[str]:
 
 
 def run_privacy_audit(
-    base: nn.Module,
-    train: LabeledData,
+    base: VisionTransformer,
+    train: ImageData,
     *,
-    test: LabeledData | None = None,
+    test: ImageData | None = None,
     epsilons: Sequence[float] = (1, 3, 8),
     delta: float = 1e-5,
     train_config: TrainConfig | None = None,
@@ -526,7 +526,8 @@ def run_privacy_audit(
             attacks = [a for a in attacks if a != "rmia"]
         cache = cache or FeatureCache()
         analyses: list[ReplicaAnalysis] = []
-        procedures, used_ids, seconds = [], set(), {}
+        procedures, seconds = [], {}
+        used_ids: set[str] = set()
         with Progress(len(targets), "privacy audit", unit="procedure", enabled=progress) as bar:
             for target in targets:
                 t0 = time.perf_counter()

@@ -86,7 +86,8 @@ class CanarySet:
     included: np.ndarray  # (m,) bool: the secret bits (canary i is in the canary run)
     norm: float  # ‖canary gradient‖ before clipping
     seed: int
-    _located: list = field(default=None, repr=False, compare=False)
+    # (name, canary positions, flat index in that tensor) per tensor hit; set from ``coords`` by __post_init__
+    _located: list[tuple[str, np.ndarray, np.ndarray]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_located", self.layout.locate(self.coords))

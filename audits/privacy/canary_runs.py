@@ -46,12 +46,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
 from audits.choices import WHITEBOX_DATA_LIMIT
 from audits.privacy.canaries import DEFAULT_NORM_FACTOR, CanarySchedule, CanarySet, make_canaries
 from audits.privacy.claims import Claim, claim_for
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData
 from privtangent.dp.config import DPConfig
 from privtangent.dp.noise import mechanism_randomness
 from privtangent.dp.optimizer import DPOptimizer, DPStep, make_torch_optimizer
@@ -117,7 +118,7 @@ class Replay:
     """The auditor's shadow of the canary run: same model, optimizer and clipping code, advanced
     with the observed privatized updates; gives each step's clipped data sum."""
 
-    def __init__(self, base: nn.Module, train: LabeledData, config: DPConfig, cache: FeatureCache,
+    def __init__(self, base: VisionTransformer, train: ImageData, config: DPConfig, cache: FeatureCache,
                  progress: bool = False) -> None:
         self.config = config
         self.model = prepare_model(base, train.num_classes, config.train_config())
@@ -179,7 +180,7 @@ class CanaryRun:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def data_subset(train: LabeledData, limit: int | None, seed: int) -> LabeledData:
+def data_subset(train: ImageData, limit: int | None, seed: int) -> ImageData:
     """``limit`` records of ``train`` drawn at random (seeded); all of them when ``limit`` is None."""
     if limit is None or limit >= len(train):
         return train
@@ -189,7 +190,7 @@ def data_subset(train: LabeledData, limit: int | None, seed: int) -> LabeledData
     return train.subset(torch.sort(order).values, f"{train.name}[canary run, {limit}]")
 
 
-def canary_run(base: nn.Module, train: LabeledData, dp_config: DPConfig, *, num_canaries: int, seed: int = 0,
+def canary_run(base: VisionTransformer, train: ImageData, dp_config: DPConfig, *, num_canaries: int, seed: int = 0,
                bug: str | None = None, data_limit: int | None = DEFAULT_DATA_LIMIT, data_gradient: str = "subtract",
                canary_norm_factor: float = DEFAULT_NORM_FACTOR, cache: FeatureCache | None = None,
                noise_seed: int | None = None, threads: int | None = 1, progress: bool = False) -> CanaryRun:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from numbers import Real
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.stats import beta as beta_dist
 
 from audits.privacy.validation import require_confidence, require_count, require_delta
@@ -23,7 +24,7 @@ from privtangent.errors import ConfigError
 __all__ = ["calibration_split", "clopper_pearson_interval", "epsilon_lower_bound", "threshold_attack_epsilon"]
 
 
-def _cp_lower(successes: np.ndarray, trials: np.ndarray, tail: float) -> np.ndarray:
+def _cp_lower(successes: ArrayLike, trials: ArrayLike, tail: float) -> np.ndarray:
     """One-sided Clopper–Pearson lower bound: the `tail` quantile of Beta(x, n − x + 1); 0 at x = 0."""
     x = np.asarray(successes, dtype=float)
     n = np.asarray(trials, dtype=float)
@@ -32,7 +33,7 @@ def _cp_lower(successes: np.ndarray, trials: np.ndarray, tail: float) -> np.ndar
     return np.where(x > 0, lo, 0.0)
 
 
-def _cp_upper(successes: np.ndarray, trials: np.ndarray, tail: float) -> np.ndarray:
+def _cp_upper(successes: ArrayLike, trials: ArrayLike, tail: float) -> np.ndarray:
     """One-sided Clopper–Pearson upper bound: the 1 − `tail` quantile of Beta(x + 1, n − x); 1 at x = n."""
     x = np.asarray(successes, dtype=float)
     n = np.asarray(trials, dtype=float)

@@ -557,7 +557,7 @@ def subsampled_gaussian_one_run_epsilon_lower_bound(
     L = _log_odds(k, c)
     eps_rec = _eps_band(k, c, 0.0, 2.5 * L + 1.0, 80)
     # leakage parameter θ = 1/σ (increasing in leakage)
-    cache: dict[float, np.ndarray] = {}
+    cache: dict[float, np.ndarray | None] = {}  # None: prv-accountant could not evaluate θ
 
     def dbar(theta: float, eps: np.ndarray) -> np.ndarray:
         if theta <= 0:
@@ -574,9 +574,10 @@ def subsampled_gaussian_one_run_epsilon_lower_bound(
                 cache[theta] = dbar(theta, eps_rec)
             except RuntimeError:
                 cache[theta] = None
-        if cache[theta] is None:
+        profile = cache[theta]
+        if profile is None:
             return False
-        return bool(_recursion_needed_mass(m, k, c, _profile_finv(eps_rec, cache[theta][None, :]), tau, 1)[0] > 1.0)
+        return bool(_recursion_needed_mass(m, k, c, _profile_finv(eps_rec, profile[None, :]), tau, 1)[0] > 1.0)
 
     # bracket with the GDP bound: full-batch steps make f_σ at least as leaky as the subsampled
     # curve is not assumed; the bracket only picks where to search and is widened until valid.

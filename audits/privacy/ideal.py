@@ -128,12 +128,12 @@ def ideal_tightness(
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     counts = simulate_ideal_counts(num_canaries, num_guesses, mu, seed_list)
     cache: dict[int, float] = {}
-    ratios = []
+    ratio_list: list[float] = []
     for c in counts:
         if c not in cache:
             cache[int(c)] = float(bound(num_canaries, num_guesses, int(c)))
-        ratios.append(cache[int(c)] / float(epsilon))
-    ratios = np.asarray(ratios)
+        ratio_list.append(cache[int(c)] / float(epsilon))
+    ratios = np.asarray(ratio_list)
     med = float(np.median(ratios))
     return (med, ratios, counts) if return_all else med
 

@@ -80,12 +80,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from timm.models.vision_transformer import VisionTransformer
+from torch import Tensor
 
 from audits.privacy.claims import BUGS, Claim, claim_for
 from audits.privacy.game import BoundRow, bound_rows, choose_num_guesses
 from audits.results import AuditSection, Check, Status
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData, LabeledData
 from privtangent.dp.per_sample import output_gradients, trainable
 from privtangent.dp.training import fit_dp
 from privtangent.errors import ConfigError, PrivtangentError
@@ -529,18 +530,19 @@ class InputCanaryRun:
     probe_outputs: Tensor | None = None
 
 
-def with_canaries(train: LabeledData, canaries: InputCanaries, included: np.ndarray) -> LabeledData:
+def with_canaries(train: ImageData, canaries: InputCanaries, included: np.ndarray) -> LabeledData:
     """The training set plus the included canaries (IDs ``CANARY_ID_OFFSET`` + canary index)."""
     keep = torch.as_tensor(np.flatnonzero(included), dtype=torch.long)
     ids = CANARY_ID_OFFSET + keep
     if bool(torch.isin(ids, train.ids).any()):
         raise ConfigError(f"{train.name}: sample IDs collide with the canary IDs (≥ {CANARY_ID_OFFSET})")
-    return LabeledData(torch.cat([train.images, canaries.images[keep].to(train.images.dtype)]),
+    images = train.materialize().images  # the training pixels in memory (an image folder is decoded here)
+    return LabeledData(torch.cat([images, canaries.images[keep].to(images.dtype)]),
                        torch.cat([train.labels, canaries.labels[keep]]), torch.cat([train.ids, ids]), train.classes,
                        f"{train.name}+{len(keep)} input canaries")
 
 
-def input_canary_run(base: nn.Module, train: LabeledData, dp_config: Any, canaries: InputCanaries,
+def input_canary_run(base: VisionTransformer, train: ImageData, dp_config: Any, canaries: InputCanaries,
                      subspace_coef: Tensor, probe_images: Tensor, *, seed: int = 0, bug: str | None = None,
                      noise_seed: int | None = None, decoder: str = "mmse", cache: Any = None,
                      threads: int | None = 1) -> InputCanaryRun:
@@ -597,14 +599,14 @@ class Construction:
                 "version": CONSTRUCTION_VERSION}
 
 
-def _audited_model(base: nn.Module, dp_config: Any, num_classes: int) -> Any:
+def _audited_model(base: VisionTransformer, dp_config: Any, num_classes: int) -> Any:
 
     if not dp_config.tangent:
         raise ConfigError("the input-canary audit needs a tangent model (dp.tangent = true): it reads J(x)·Δw")
     return prepare_model(base, num_classes, dp_config.train_config()).eval()
 
 
-def build_input_canaries(base: nn.Module, dp_config: Any, probe_images: Tensor, num_classes: int,
+def build_input_canaries(base: VisionTransformer, dp_config: Any, probe_images: Tensor, num_classes: int,
                          construction: Construction = Construction(), *, progress: bool = False
                          ) -> tuple[InputCanaries, Tensor]:
     """(canaries, subspace coefficients Γ) for the audited configuration, built from scratch."""
@@ -623,7 +625,7 @@ def build_input_canaries(base: nn.Module, dp_config: Any, probe_images: Tensor, 
     return canaries, subspace.coef.float()
 
 
-def _cache_key(base: nn.Module, dp_config: Any, probe_images: Tensor, num_classes: int,
+def _cache_key(base: VisionTransformer, dp_config: Any, probe_images: Tensor, num_classes: int,
                construction: Construction) -> str:
     model = _audited_model(base, dp_config, num_classes)
     blob = {"anchor": tensor_hash(model.base.state_dict()), "probes": tensor_hash({"probes": probe_images}),
@@ -631,7 +633,7 @@ def _cache_key(base: nn.Module, dp_config: Any, probe_images: Tensor, num_classe
     return sha256_bytes(repr(sorted(blob.items())).encode())[:16]
 
 
-def load_or_make_input_canaries(base: nn.Module, dp_config: Any, probe_images: Tensor, num_classes: int,
+def load_or_make_input_canaries(base: VisionTransformer, dp_config: Any, probe_images: Tensor, num_classes: int,
                                 construction: Construction = Construction(), *, directory: str | Path | None = None,
                                 progress: bool = False) -> tuple[InputCanaries, Tensor]:
     """``build_input_canaries``, cached as safetensors + manifest under ``directory`` (default
@@ -669,11 +671,11 @@ def _check(name: str, run: InputCanaryRun, rows: list[BoundRow], bug: str | None
     claim = run.claim
     slug = f"input-canaries-eps{claim.target_epsilon or claim.epsilon:g}" + (f"-{bug}" if bug else "")
     title = f"input-canary audit of {name} at claimed ε = {claim.epsilon:.4g}"
-    done = [row for row in rows if row["epsilon_lb"] is not None]
+    done = [(row, bound) for row in rows if (bound := row["epsilon_lb"]) is not None]
     if not done:
         return Check(slug, SECTION, title, Status.SKIP, "no bound could be computed")
-    failed = any(row["status"] == "FAIL" for row in done)
-    worst = max(done, key=lambda row: row["epsilon_lb"])
+    failed = any(row["status"] == "FAIL" for row, _ in done)
+    worst = max(done, key=lambda row_bound: row_bound[1])[0]
     reason = (f"ε lower bound {worst['epsilon_lb']:.3g} ({worst['method']}) {'exceeds' if failed else '≤'} claimed "
               f"{claim.epsilon:.4g}; tightness {worst['tightness']:.2f} (ideal white-box mechanism "
               f"{worst['ideal_tightness']:.2f}); {worst['num_canaries']} canaries, {worst['num_guesses']} guesses, "
@@ -681,7 +683,7 @@ def _check(name: str, run: InputCanaryRun, rows: list[BoundRow], bug: str | None
     return Check(slug, SECTION, title, Status.FAIL if failed else Status.PASS, reason)
 
 
-def run_input_canary_audit(base: nn.Module, train: LabeledData, dp_config: Any, *, probe_images: Tensor,
+def run_input_canary_audit(base: VisionTransformer, train: ImageData, dp_config: Any, *, probe_images: Tensor,
                            epsilons: Sequence[float] | None = None, construction: Construction = Construction(),
                            num_guesses: int | None = None, confidence: float = 0.95, seed: int = 0,
                            bug: str | None = None, decoder: str = "mmse", noise_seed: int | None = None,

@@ -14,23 +14,27 @@ def require_count(value: object, name: str) -> int:
     """``value`` as a non-negative int."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise ConfigError(f"{name} must be a non-negative integer count, got {value!r}")
-    if not isinstance(value, Integral) and not float(value).is_integer():
+    if isinstance(value, Integral):
+        count = int(value)
+    elif float(value).is_integer():
+        count = int(float(value))
+    else:
         raise ConfigError(f"{name} must be a non-negative integer count, got {value!r}")
-    if value < 0:
+    if count < 0:
         raise ConfigError(f"{name} must be a non-negative integer count, got {value!r}")
-    return int(value)
+    return count
 
 
 def require_confidence(confidence: object) -> float:
     """``confidence`` as a float in the open interval (0, 1)."""
-    if isinstance(confidence, bool) or not isinstance(confidence, Real) or not 0.0 < confidence < 1.0:
+    if isinstance(confidence, bool) or not isinstance(confidence, Real) or not 0.0 < float(confidence) < 1.0:
         raise ConfigError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
     return float(confidence)
 
 
 def require_delta(delta: object) -> float:
     """``delta`` as a float in [0, 1)."""
-    if isinstance(delta, bool) or not isinstance(delta, Real) or not 0.0 <= delta < 1.0:
+    if isinstance(delta, bool) or not isinstance(delta, Real) or not 0.0 <= float(delta) < 1.0:
         raise ConfigError(f"delta must lie in [0, 1), got {delta!r}")
     return float(delta)
 

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from torch import nn
+from timm.models.vision_transformer import VisionTransformer
 
 from audits.choices import WHITEBOX_CANARIES
 from audits.privacy.canaries import DEFAULT_NORM_FACTOR
@@ -43,7 +43,7 @@ from audits.privacy.game import (
     choose_num_guesses,
 )
 from audits.results import AuditSection, Check, Status
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData
 from privtangent.dp.config import DPConfig
 from privtangent.dp.per_sample import trainable
 from privtangent.errors import ConfigError
@@ -88,7 +88,7 @@ def whitebox_check(name: str, run: CanaryRun, rows: list[BoundRow], m: int, r: i
     return Check(slug, SECTION, title, Status.FAIL if failed else Status.PASS, reason)
 
 
-def _capped_canaries(base: nn.Module, train: LabeledData, config: DPConfig, m: int) -> tuple[int, list[str]]:
+def _capped_canaries(base: VisionTransformer, train: ImageData, config: DPConfig, m: int) -> tuple[int, list[str]]:
     """m, capped at the number of trained coordinates (one Dirac canary each)."""
     coords = sum(int(p.numel()) for p in trainable(prepare_model(base, train.num_classes,
                                                                  config.train_config())).values())
@@ -97,7 +97,7 @@ def _capped_canaries(base: nn.Module, train: LabeledData, config: DPConfig, m: i
     return coords, [f"{m} canaries requested; capped at the {coords} trained coordinates (one Dirac canary each)"]
 
 
-def run_whitebox_audit(base: nn.Module, train: LabeledData, dp_config: DPConfig, *,
+def run_whitebox_audit(base: VisionTransformer, train: ImageData, dp_config: DPConfig, *,
                        num_canaries: int = DEFAULT_CANARIES, num_guesses: int | None = None, confidence: float = 0.95,
                        seed: int = 0, epsilons: Sequence[float] | None = None, bug: str | None = None,
                        data_limit: int | None = DEFAULT_DATA_LIMIT, data_gradient: str = "subtract",

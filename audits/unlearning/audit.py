@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from timm.models.vision_transformer import VisionTransformer
 
 from audits.results import AuditSection, Check, Status
 from audits.unlearning.exactness import ExactnessRow, exactness_rows
 from audits.unlearning.membership import mia_before_after, model_with
 from audits.unlearning.scenario import UnlearningScenario, build_unlearning_scenario
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData, LabeledData
 from privtangent.errors import ConfigError, DataError
 from privtangent.features import FeatureCache
+from privtangent.finetune import FineTuneModel
 from privtangent.shards import ShardedModel
 from privtangent.threads import torch_threads
 from privtangent.train import TrainConfig, predict_logits
@@ -35,7 +36,7 @@ SECTION = "unlearning"
 MIA_TITLE = "forgotten samples look like never-seen samples to LiRA"
 
 
-def accuracy_rows(scenario: UnlearningScenario, base: nn.Module,
+def accuracy_rows(scenario: UnlearningScenario, base: VisionTransformer,
                   cache: FeatureCache | None = None) -> list[dict[str, Any]]:
     """Accuracy (fractions) before/after on the retained training samples, the test data and the
     forgotten samples (in the audit's scenario those carry their wrong canary labels, so a high
@@ -49,7 +50,7 @@ def accuracy_rows(scenario: UnlearningScenario, base: nn.Module,
         retained, forgotten = scenario.data.select_ids(ids, keep=False), scenario.data.select_ids(ids)
     cache = cache or FeatureCache()
     sets = {"retained_accuracy": retained, "test_accuracy": scenario.test, "forgotten_accuracy": forgotten}
-    models = {"after removal": model.tangent_model()}
+    models: dict[str, FineTuneModel] = {"after removal": model.tangent_model()}
     if scenario.before_delta is not None:
         models = {"before removal": model_with(base, scenario.data.num_classes, config, scenario.before_delta),
                   **models}
@@ -122,7 +123,7 @@ def mia_check(rows: list[dict[str, Any]], confidence: float) -> Check:
                  f"{before['auc']:.3g}")
 
 
-def _mia_section(scenario: UnlearningScenario, base: nn.Module, num_shadows: int, n_bootstrap: int,
+def _mia_section(scenario: UnlearningScenario, base: VisionTransformer, num_shadows: int, n_bootstrap: int,
                  confidence: float, cache: FeatureCache, progress: bool) -> tuple[dict[str, Any], Check]:
     if scenario.before_delta is None or len(scenario.never_seen) < 4:
         return {}, Check("unlearning-mia", SECTION, MIA_TITLE, Status.SKIP,
@@ -141,7 +142,7 @@ def _mia_section(scenario: UnlearningScenario, base: nn.Module, num_shadows: int
     return {"mia_before_after": mia["rows"], "mia": summary}, mia_check(mia["rows"], confidence)
 
 
-def audit_unlearning(scenario: UnlearningScenario | str | Path, base: nn.Module | None = None, *,
+def audit_unlearning(scenario: UnlearningScenario | str | Path, base: VisionTransformer | None = None, *,
                      num_shadows: int = 4, n_bootstrap: int = 500, confidence: float = 0.95,
                      cache: FeatureCache | None = None, progress: bool = False, threads: int | None = 1) -> AuditSection:
     """Audit a sharded model directory (or a scenario from ``build_unlearning_scenario``).
@@ -185,10 +186,10 @@ def audit_unlearning(scenario: UnlearningScenario | str | Path, base: nn.Module 
 
 
 def run_unlearning_audit(
-    base: nn.Module,
-    train: LabeledData | None = None,
+    base: VisionTransformer,
+    train: ImageData | None = None,
     *,
-    test: LabeledData | None = None,
+    test: ImageData | None = None,
     run_dir: str | Path | None = None,
     model_dir: str | Path | None = None,
     base_name: str | None = None,

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.stats import rankdata
-from torch import Tensor, nn
+from timm.models.vision_transformer import VisionTransformer
+from torch import Tensor
 
 from attacks.lira import lira_scores
 from attacks.metrics import AttackMetrics, attack_metrics
@@ -38,6 +39,7 @@ from audits.unlearning.scenario import UnlearningScenario, concat
 from privtangent.data.dataset import LabeledData
 from privtangent.errors import ConfigError
 from privtangent.features import FeatureCache
+from privtangent.finetune import FineTuneModel
 from privtangent.progress import Progress
 from privtangent.shards import ShardedModel, compose, make_shard_map
 from privtangent.shards.sharding import shard_data
@@ -46,7 +48,7 @@ from privtangent.train import TrainConfig, fit, predict_logits, prepare_model
 FIXED_VARIANCE_BELOW = 16  # fewer shadows: one pooled variance (Carlini et al. 2022)
 
 
-def _sharded_shadow(base: nn.Module, data: LabeledData, config: TrainConfig, num_shards: int, seed: int,
+def _sharded_shadow(base: VisionTransformer, data: LabeledData, config: TrainConfig, num_shards: int, seed: int,
                     cache: FeatureCache) -> dict[str, Tensor]:
     """The sharded procedure on ``data``: seeded split, one ``fit`` per shard, uniform composition."""
     shard_map = make_shard_map(data, min(num_shards, len(data)), seed)
@@ -55,7 +57,7 @@ def _sharded_shadow(base: nn.Module, data: LabeledData, config: TrainConfig, num
     return compose(deltas)
 
 
-def model_with(base: nn.Module, num_classes: int, config: TrainConfig, delta: dict[str, Tensor]) -> nn.Module:
+def model_with(base: VisionTransformer, num_classes: int, config: TrainConfig, delta: dict[str, Tensor]) -> FineTuneModel:
     model = prepare_model(base, num_classes, config)
     model.load_trainable(delta)
     return model.eval()
@@ -63,7 +65,8 @@ def model_with(base: nn.Module, num_classes: int, config: TrainConfig, delta: di
 
 def _metrics_row(label: str, met: AttackMetrics, n_pos: int, n_neg: int) -> dict[str, Any]:
     tci = (met.tpr_at_fpr_ci or {}).get(0.01, (None, None))
-    return {"label": label, "auc": met.auc, "auc_ci_lo": met.auc_ci[0], "auc_ci_hi": met.auc_ci[1],
+    aci = met.auc_ci or (None, None)  # None: no bootstrap was run (n_bootstrap = 0)
+    return {"label": label, "auc": met.auc, "auc_ci_lo": aci[0], "auc_ci_hi": aci[1],
             "tpr_at_fpr_1pct": met.tpr_at_fpr[0.01], "tpr_at_fpr_1pct_ci_lo": tci[0], "tpr_at_fpr_1pct_ci_hi": tci[1],
             "tpr_at_fpr_0_1pct": met.tpr_at_fpr[0.001], "samples": n_pos, "reference_samples": n_neg}
 
@@ -105,7 +108,7 @@ def permutation_test(pos: np.ndarray, neg: np.ndarray, *, fpr: float = 0.01, n_p
             "null_tpr_hi": float(np.quantile(null[:, 1], 0.975)), "permutations": n_permutations}
 
 
-def mia_before_after(scenario: UnlearningScenario, base: nn.Module, *, num_shadows: int = 4,
+def mia_before_after(scenario: UnlearningScenario, base: VisionTransformer, *, num_shadows: int = 4,
                      n_bootstrap: int = 500, confidence: float = 0.95, cache: FeatureCache | None = None,
                      progress: bool = False) -> dict[str, Any]:
     """LiRA on the forgotten and never-seen canaries, before and after removal; see the module notes."""

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from timm.models.vision_transformer import VisionTransformer
+from torch import Tensor
 
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData, LabeledData
 from privtangent.errors import ConfigError
 from privtangent.models.pretrain import DEFAULT_MODEL
 from privtangent.models.vit import build_vit
@@ -38,7 +39,7 @@ class UnlearningScenario:
     data: LabeledData  # the sharded model's training data (canary labels applied)
     forget_ids: list[int]
     never_seen: LabeledData  # canaries of the same kind, in no shard
-    test: LabeledData | None
+    test: ImageData | None
     config: TrainConfig
     before_delta: dict[str, Tensor] | None
     before_sha256: str | None
@@ -72,10 +73,10 @@ def _shards_with(forget_ids: list[int], rest_ids: list[int], num_shards: int, da
 
 
 def build_unlearning_scenario(
-    base: nn.Module,
-    train: LabeledData,
+    base: VisionTransformer,
+    train: ImageData,
     *,
-    test: LabeledData | None = None,
+    test: ImageData | None = None,
     run_dir: str | Path,
     base_name: str | None = None,
     base_kwargs: dict[str, Any] | None = None,

@@ -6,10 +6,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from privtangent.choices import TASKS
 from privtangent.cli.options import add_device_option
 from privtangent.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # annotations only: the command imports torch-heavy modules when it runs
+    from timm.models.vision_transformer import VisionTransformer
+
+    from privtangent.data.dataset import ImageData
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _data(args: argparse.Namespace, manifest: dict, base) -> object:
+def _data(args: argparse.Namespace, manifest: dict, base: VisionTransformer) -> ImageData:
     from privtangent.data.image_folder import open_image_folder
     from privtangent.inputs import random_subset
     from privtangent.release import data_spec, training_data
@@ -49,6 +55,7 @@ def _data(args: argparse.Namespace, manifest: dict, base) -> object:
         _, test = training_data(manifest, base)
         return random_subset(test, args.limit, 0) if args.limit else test
     classes = manifest["data"]["train"]["classes"]
+    data: ImageData
     if Path(args.data).is_dir():
         spec = data_spec(manifest)  # the training run's normalization (timm's, unless it was overridden)
         data = open_image_folder(args.data, mean=spec.mean, std=spec.std, classes=classes, model=base)

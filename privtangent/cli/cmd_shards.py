@@ -223,6 +223,7 @@ def open_or_create(args: argparse.Namespace):
         raise ConfigError(f"{args.out} is not a sharded model yet: give --data and --shards to create it")
     base, name, kwargs, info = _load_base(args)
     data_ref = _data_ref(args.data, "train", args.data_limit, base)
+    test_ref: dict[str, Any] | None
     if args.test:
         test_ref = _data_ref(args.test, "test", None, base)
     else:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +32,7 @@ from privtangent.dp.parameters import check_max_grad_norm, check_noise_multiplie
 from privtangent.dp.per_sample import DEFAULT_CHUNK, LossFn, trainable
 from privtangent.dp.sampling import micro_batches
 from privtangent.errors import ConfigError
+from privtangent.features import Features
 
 
 @dataclass
@@ -48,6 +50,21 @@ class DPStep:
 
 
 Observer = Callable[[DPStep], None]
+
+
+@runtime_checkable
+class ImplicitGrads(Protocol):
+    """M per-sample gradients given implicitly (e.g. sparse Dirac canaries, ``audits.privacy.canaries``):
+    ``norms()`` → (M,) L2 norms, ``weighted_sum(factors)`` → {name: Σ_i f_i g_i} for the tensors hit."""
+
+    def __len__(self) -> int: ...
+
+    def norms(self) -> Tensor: ...
+
+    def weighted_sum(self, factors: Tensor) -> Mapping[str, Tensor]: ...
+
+
+ExtraGrads = Mapping[str, Tensor] | ImplicitGrads  # explicit {name: (M, ...)} or implicit per-sample gradients
 
 
 class DPOptimizer:
@@ -93,7 +110,7 @@ class DPOptimizer:
     def add_observer(self, observer: Observer) -> None:
         self.observers.append(observer)
 
-    def clipped_sum(self, features: Tensor, labels: Tensor) -> ClippedSum:
+    def clipped_sum(self, features: Features, labels: Tensor) -> ClippedSum:
         """Σ of clipped per-sample gradients over a logical batch, micro-batch by micro-batch."""
         total = ClippedSum.zeros(self.params)
         device = next(iter(self.params.values())).device
@@ -104,10 +121,10 @@ class DPOptimizer:
             total.add_(part)
         return total
 
-    def _add_canaries(self, total: ClippedSum, extra: Mapping[str, Tensor] | None) -> int:
+    def _add_canaries(self, total: ClippedSum, extra: ExtraGrads | None) -> int:
         if not extra:
             return 0
-        if callable(getattr(extra, "norms", None)) and callable(getattr(extra, "weighted_sum", None)):
+        if isinstance(extra, ImplicitGrads):
             return self._add_implicit_canaries(total, extra)
         unknown = sorted(set(extra) - set(self.params))
         if unknown:
@@ -129,7 +146,7 @@ class DPOptimizer:
         total.add_(ClippedSum(summed, norms, m))
         return m
 
-    def _add_implicit_canaries(self, total: ClippedSum, extra) -> int:
+    def _add_implicit_canaries(self, total: ClippedSum, extra: ImplicitGrads) -> int:
         """Canaries given implicitly (e.g. sparse Dirac gradients, ``audits.privacy.canaries``):
         ``extra.norms()`` → (M,) per-sample norms, ``extra.weighted_sum(factors)`` → {name: Σ_i f_i g_i};
         clipped by the same rule as every record (``clip_factors`` with this optimizer's C)."""
@@ -143,7 +160,7 @@ class DPOptimizer:
         return int(norms.numel())
 
     def step(self, features: Tensor, labels: Tensor, *,
-             extra_per_sample_grads: Mapping[str, Tensor] | None = None) -> DPStep:
+             extra_per_sample_grads: ExtraGrads | None = None) -> DPStep:
         """One DP step on a logical batch (cached prefix features and labels; may be empty)."""
         total = self.clipped_sum(features, labels)
         canaries = self._add_canaries(total, extra_per_sample_grads)
@@ -186,4 +203,4 @@ def make_torch_optimizer(params: list[Tensor], name: str, lr: float, *, momentum
     raise ConfigError(f"optimizer must be 'adam' or 'sgd', got {name!r}")
 
 
-__all__ = ["DPOptimizer", "DPStep", "Observer", "make_torch_optimizer"]
+__all__ = ["DPOptimizer", "DPStep", "ExtraGrads", "ImplicitGrads", "Observer", "make_torch_optimizer"]

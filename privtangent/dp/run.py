@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData
 from privtangent.dp.config import DPConfig
 from privtangent.dp.manifest import UNIT_OF_PRIVACY
 from privtangent.dp.training import fit_dp
@@ -62,8 +62,8 @@ def privacy_block(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def train_dp_run(base: VisionTransformer, train: LabeledData, config: DPConfig, out: str | Path, *,
-                 test: LabeledData | None = None, base_record: dict[str, Any] | None = None,
+def train_dp_run(base: VisionTransformer, train: ImageData, config: DPConfig, out: str | Path, *,
+                 test: ImageData | None = None, base_record: dict[str, Any] | None = None,
                  data_extra: dict[str, Any] | None = None, cache: FeatureCache | None = None,
                  progress: bool = True, threads: int | None = None) -> RunResult:
     """DP-train ``config`` on ``train`` into the model directory ``out`` (see the module docstring)."""

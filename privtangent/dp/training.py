@@ -12,21 +12,21 @@ Poisson sample of rate q (q = 1: the full data set, DP-GD). The returned manifes
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData
 from privtangent.device import current_device
 from privtangent.dp.accounting import epsilon, epsilon_spent
 from privtangent.dp.calibration import calibrate_noise
 from privtangent.dp.config import DPConfig
 from privtangent.dp.manifest import privacy_manifest
 from privtangent.dp.noise import mechanism_randomness
-from privtangent.dp.optimizer import DPOptimizer, DPStep, make_torch_optimizer
+from privtangent.dp.optimizer import DPOptimizer, DPStep, ExtraGrads, make_torch_optimizer
 from privtangent.dp.per_sample import resolve_method, trainable
 from privtangent.dp.sampling import BatchSampler
 from privtangent.errors import ConfigError
@@ -36,7 +36,7 @@ from privtangent.losses import make_loss
 from privtangent.progress import Progress
 from privtangent.train import evaluate, prepare_model
 
-CanaryGrads = Mapping[str, Tensor] | Callable[[int], Mapping[str, Tensor] | None]
+CanaryGrads = ExtraGrads | Callable[[int], ExtraGrads | None]
 
 
 @dataclass
@@ -75,7 +75,7 @@ def weight_penalty(model: nn.Module, config: DPConfig) -> Callable[[], Tensor | 
     return lambda: config.weight_decay * sum(p.pow(2).sum() for p in params)
 
 
-def fit_dp(base: VisionTransformer, train: LabeledData, config: DPConfig, *, test: LabeledData | None = None,
+def fit_dp(base: VisionTransformer, train: ImageData, config: DPConfig, *, test: ImageData | None = None,
            cache: FeatureCache | None = None, progress: bool = True,
            on_step: Callable[[DPStep], None] | None = None,
            extra_per_sample_grads: CanaryGrads | None = None, model: FineTuneModel | None = None) -> DPResult:
@@ -84,7 +84,7 @@ def fit_dp(base: VisionTransformer, train: LabeledData, config: DPConfig, *, tes
     Args:
         on_step: observer called with each step's ``DPStep`` (privatized gradient, batch size, ...).
         extra_per_sample_grads: canary per-sample gradients added to every step's clipped sum
-            (a dict {name: (M, ...)}), or a callable step → dict or None (1-based step).
+            (a dict {name: (M, ...)} or ``ImplicitGrads``), or a callable step → those or None (1-based step).
         model: the model to train, already built by ``prepare_model(base, train.num_classes,
             config.train_config())`` (a caller that needs its initial state builds it first).
 

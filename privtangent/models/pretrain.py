@@ -23,6 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
+from timm.models.vision_transformer import VisionTransformer
 
 from privtangent.data import load_task
 from privtangent.errors import ConfigError
@@ -65,7 +66,8 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return correct / len(labels)
 
 
-def pretrain(model_cfg: dict | None = None, recipe: dict | None = None, progress: bool = True):
+def pretrain(model_cfg: dict | None = None, recipe: dict | None = None,
+             progress: bool = True) -> tuple[VisionTransformer, dict[str, Any]]:
     """Train the base model from scratch; returns (model, info)."""
     model_cfg, recipe = model_cfg or DEFAULT_MODEL, recipe or DEFAULT_RECIPE
     torch.manual_seed(recipe["seed"])
@@ -105,7 +107,7 @@ def base_spec(name: str) -> tuple[dict, dict]:
 
 
 def pretrained_base(progress: bool = True, rebuild: bool = False, directory: Path | None = None,
-                    base: str = "default"):
+                    base: str = "default") -> tuple[VisionTransformer, dict[str, Any]]:
     """The cached embedded base model ``base`` (default: the embedded default), built on first
     use; returns (model, info). Each base has its own cache key (architecture + recipe)."""
     model_cfg, recipe = base_spec(base)

@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from privtangent.data import load_image_folder, load_task
 from privtangent.data.dataset import LabeledData
 from privtangent.errors import CheckpointError, ConfigError, DataError, PrivtangentError
-from privtangent.features import FeatureCache
+from privtangent.features import FeatureCache, Features
 from privtangent.finetune import FineTuneModel
 from privtangent.io.atomic import atomic_write_bytes, atomic_write_json
 from privtangent.io.checkpoint import FORMAT, load_checkpoint, save_checkpoint
@@ -193,14 +193,14 @@ def prime_feature_cache(cache_dir: str | os.PathLike, base: nn.Module, start: in
     directory = Path(cache_dir)
     cache = FeatureCache(directory)
     written = 0
-    full: tuple[Tensor, dict[int, int]] | None = None
+    full: tuple[Features, dict[int, int]] | None = None
     subsets = list(subsets)
     parents = list(parents) if parents is not None else [None] * len(subsets)
     for subset, parent in zip(subsets, parents):
         path = directory / f"{cache.key(base, start, subset)}.safetensors"
         if path.exists():
             continue
-        source = None
+        source: tuple[Features, dict[int, int]] | None = None
         if parent is not None:
             parent_path = directory / f"{cache.key(base, start, parent)}.safetensors"
             if parent_path.exists():

@@ -7,11 +7,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from privtangent.features import Features
 from privtangent.finetune import FineTuneModel
 
 
 @torch.no_grad()
-def predict_logits(model: FineTuneModel, features: Tensor, output: str = "full", batch_size: int = 512) -> Tensor:
+def predict_logits(model: FineTuneModel, features: Features, output: str = "full", batch_size: int = 512) -> Tensor:
     """Logits of a fine-tuned model on cached prefix features."""
     was_training = model.training
     model.eval()
@@ -33,7 +34,7 @@ def accuracy_report(logits: Tensor, labels: Tensor, num_classes: int) -> dict:
             "per_class_accuracy": per_class}
 
 
-def evaluate(model: FineTuneModel, features: Tensor, labels: Tensor, num_classes: int,
+def evaluate(model: FineTuneModel, features: Features, labels: Tensor, num_classes: int,
              loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None, output: str = "full") -> dict:
     logits = predict_logits(model, features, output)
     report = accuracy_report(logits, labels, num_classes)

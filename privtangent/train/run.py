@@ -36,7 +36,7 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor
 
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData
 from privtangent.errors import CheckpointError, ConfigError
 from privtangent.features import FeatureCache
 from privtangent.finetune import FineTuneModel
@@ -143,7 +143,7 @@ def load_anchor(model: FineTuneModel, anchor: dict[str, Tensor]) -> None:
             target.copy_(value)
 
 
-def data_record(data: LabeledData, **extra: Any) -> dict[str, Any]:
+def data_record(data: ImageData, **extra: Any) -> dict[str, Any]:
     return {"name": data.name, "num_samples": len(data), "num_classes": data.num_classes,
             "classes": list(data.classes), "ids_sha256": data.ids_hash(),
             "content_sha256": data.content_hash(), **extra}
@@ -156,8 +156,8 @@ def has_run(directory: str | Path) -> bool:
 
 # -- the run ------------------------------------------------------------------------------------
 
-def train_run(base: VisionTransformer, train: LabeledData, config: TrainConfig, out: str | Path, *,
-              test: LabeledData | None = None, base_record: dict[str, Any] | None = None,
+def train_run(base: VisionTransformer, train: ImageData, config: TrainConfig, out: str | Path, *,
+              test: ImageData | None = None, base_record: dict[str, Any] | None = None,
               data_extra: dict[str, Any] | None = None, cache: FeatureCache | None = None,
               progress: bool = True, resume: bool = False, threads: int | None = None,
               on_epoch_end: EpochHook | None = None) -> RunResult:
@@ -220,7 +220,7 @@ def train_run(base: VisionTransformer, train: LabeledData, config: TrainConfig, 
 
 
 def run_manifest(model: FineTuneModel, config: TrainConfig, base_record: dict[str, Any] | None, base_sha: str,
-                 train: LabeledData, test: LabeledData | None, data_extra: dict[str, Any] | None,
+                 train: ImageData, test: ImageData | None, data_extra: dict[str, Any] | None,
                  anchor_sha256: str, metrics: dict[str, Any]) -> dict[str, Any]:
     """What ``model.json`` says of any trained model: the base, the config, the data, the anchor."""
     stored = bool(config.reset or config.linearize_cls)

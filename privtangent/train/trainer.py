@@ -24,10 +24,10 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor
 
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData
 from privtangent.device import current_device
 from privtangent.errors import CheckpointError, ConfigError
-from privtangent.features import FeatureCache
+from privtangent.features import FeatureCache, Features
 from privtangent.finetune import FineTuneModel, build_finetune_model
 from privtangent.losses import make_loss
 from privtangent.models.vit import replace_head
@@ -98,7 +98,7 @@ def project(model: FineTuneModel, radius: float | None) -> None:
             p.mul_(radius / norm)
 
 
-def train_epoch(model: FineTuneModel, features: Tensor, labels: Tensor, config: TrainConfig,
+def train_epoch(model: FineTuneModel, features: Features, labels: Tensor, config: TrainConfig,
                 optimizer: torch.optim.Optimizer, loss_fn: Callable, generator: torch.Generator,
                 bar: Progress | None = None) -> dict:
     model.train()
@@ -123,7 +123,7 @@ def train_epoch(model: FineTuneModel, features: Tensor, labels: Tensor, config: 
     return {"train_loss": total / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
 
 
-def fit(base: VisionTransformer, train: LabeledData, config: TrainConfig, *, test: LabeledData | None = None,
+def fit(base: VisionTransformer, train: ImageData, config: TrainConfig, *, test: ImageData | None = None,
         cache: FeatureCache | None = None, progress: bool = True, on_epoch_end: EpochHook | None = None,
         state: dict | None = None, model: FineTuneModel | None = None) -> TrainResult:
     """Fine-tune ``base`` on ``train`` as ``config`` says; evaluate on ``test`` if given.

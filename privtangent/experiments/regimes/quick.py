@@ -28,9 +28,8 @@ from dataclasses import dataclass
 
 import torch
 from timm.models.vision_transformer import VisionTransformer
-from torch import nn
 
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData
 from privtangent.dp.training import DPConfig, fit_dp
 from privtangent.errors import ConfigError
 from privtangent.experiments.regimes.analysis import compare
@@ -82,7 +81,7 @@ class QuickComparison:
     wall_seconds: float
 
 
-def _probe(base: nn.Module, train: LabeledData, test: LabeledData, regime: str, kind: str, steps: int,
+def _probe(base: VisionTransformer, train: ImageData, test: ImageData, regime: str, kind: str, steps: int,
            cache: FeatureCache) -> float:
     """CPU seconds of one full-batch DP run of ``steps`` steps on ``train``, evaluated on ``test``."""
     config = DPConfig(tangent=kind == "Ours", regime=regime, epochs=steps, sample_rate=1.0, noise_multiplier=1.0,
@@ -92,7 +91,7 @@ def _probe(base: nn.Module, train: LabeledData, test: LabeledData, regime: str, 
     return time.process_time() - start
 
 
-def plan_budget(base: nn.Module, train: LabeledData, test: LabeledData, *, regimes: Sequence[str], runs_per_cell: int,
+def plan_budget(base: VisionTransformer, train: ImageData, test: ImageData, *, regimes: Sequence[str], runs_per_cell: int,
                 seconds: float, cache: FeatureCache, probe_size: int = 128, min_steps: int = 20,
                 max_steps: int = 100) -> tuple[int, int, float, dict[str, float], dict[str, float]]:
     """(B, T, predicted seconds, fixed cost per run, cost per sample) so that every run fits in ``seconds``."""
@@ -115,13 +114,13 @@ def plan_budget(base: nn.Module, train: LabeledData, test: LabeledData, *, regim
     return batch, steps, total_fixed + total_c * steps * batch, fixed, per_sample
 
 
-def _random_subset(data: LabeledData, size: int, seed: int, what: str) -> LabeledData:
+def _random_subset(data: ImageData, size: int, seed: int, what: str) -> ImageData:
     """A seeded random subset (in the data's order), so a class-sorted folder keeps every class."""
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:size]
     return data.subset(order.sort().values, f"{data.name}[random {size} {what}]")
 
 
-def _affordable_train(base: nn.Module, start: int, train: LabeledData, seconds: float, seed: int) -> LabeledData:
+def _affordable_train(base: VisionTransformer, start: int, train: ImageData, seconds: float, seed: int) -> ImageData:
     """All of ``train``, or a seeded random subset whose prefix features cost ≤ ``seconds`` to compute."""
     sample = train.limit(min(256, len(train)))
     t0 = time.process_time()  # decoding counts: a streamed folder decodes every image it caches
@@ -136,7 +135,7 @@ def _affordable_train(base: nn.Module, start: int, train: LabeledData, seconds: 
     return _random_subset(train, affordable, seed, "affordable")
 
 
-def run_quick_comparison(base: VisionTransformer, train: LabeledData, test: LabeledData, *,
+def run_quick_comparison(base: VisionTransformer, train: ImageData, test: ImageData, *,
                          epsilons: Sequence[float] = (1.0, 3.0, 8.0), delta: float | None = None,
                          regimes: Sequence[str] = REGIMES, seeds: Sequence[int] = (0, 1, 2),
                          budget_seconds: float = QUICK_BUDGET_SECONDS,

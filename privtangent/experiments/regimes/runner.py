@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from privtangent.data import load_task
-from privtangent.data.dataset import LabeledData
+from privtangent.data.dataset import ImageData, LabeledData
 from privtangent.dp.training import DPConfig, fit_dp, resolve_noise
 from privtangent.experiments.regimes.analysis import summarize
 from privtangent.experiments.regimes.grid import REGIME_LABELS, RegimeGrid
@@ -46,13 +47,13 @@ def base_identity(base: nn.Module) -> str:
     return tensor_hash(base.state_dict())
 
 
-def run_spec(base_id: str, train: LabeledData, test: LabeledData, config: DPConfig) -> dict[str, Any]:
+def run_spec(base_id: str, train: ImageData, test: ImageData, config: DPConfig) -> dict[str, Any]:
     """Everything that determines a run's result (the key of ``RunStore``)."""
     return {"version": RUN_VERSION, "base": base_id, "train": train.content_hash(), "test": test.content_hash(),
             "config": config.to_dict()}
 
 
-def run_one(base: nn.Module, train: LabeledData, test: LabeledData, config: DPConfig, *, cache: FeatureCache,
+def run_one(base: VisionTransformer, train: ImageData, test: ImageData, config: DPConfig, *, cache: FeatureCache,
             store: RunStore, base_id: str) -> dict[str, Any]:
     """Train and evaluate one DP run, or return its stored result. Accuracy as a fraction."""
     spec = run_spec(base_id, train, test, config)
@@ -74,9 +75,9 @@ def load_splits(grid: RegimeGrid) -> dict[str, tuple[LabeledData, LabeledData]]:
             for d in grid.data}
 
 
-def run_grid(grid: RegimeGrid, *, base: nn.Module | None = None, base_name: str = "default", progress: bool = True,
+def run_grid(grid: RegimeGrid, *, base: VisionTransformer | None = None, base_name: str = "default", progress: bool = True,
              manifest_dir: str | Path | None = None, cache: FeatureCache | None = None,
-             splits: Mapping[str, tuple[LabeledData, LabeledData]] | None = None,
+             splits: Mapping[str, tuple[ImageData, ImageData]] | None = None,
              store: RunStore | None = None) -> RegimeResults:
     """Run every cell of ``grid``; returns the per-run rows and the mean/std summary.
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from torch import nn
+from timm.models.vision_transformer import VisionTransformer
 
 from privtangent.experiments.regimes.analysis import compare, summarize
 from privtangent.experiments.regimes.grid import RegimeGrid
@@ -43,7 +43,7 @@ def hyperparameter_note(grid: RegimeGrid, tuning: TuningResult | None) -> str:
             f"every cell, fixed in advance and not tuned on the private data; {NOT_ACCOUNTED}")
 
 
-def run_comparison(grid: RegimeGrid, *, tuning: TuningGrid | None = None, base: nn.Module | None = None,
+def run_comparison(grid: RegimeGrid, *, tuning: TuningGrid | None = None, base: VisionTransformer | None = None,
                    base_name: str = "default", store: RunStore | None = None, cache: FeatureCache | None = None,
                    progress: bool = True, manifest_dir=None, split_seed: int = 0,
                    ) -> tuple[RegimeResults, list[RegimeComparison]]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from torch import nn
+from timm.models.vision_transformer import VisionTransformer
 
 from privtangent.dp.training import resolve_noise
 from privtangent.errors import ConfigError
@@ -56,7 +56,7 @@ class TuningGrid:
         return [(lr, clip) for lr in self.lrs for clip in self.clips]
 
 
-def tune(base: nn.Module, split: TaskSplit, grid: RegimeGrid, tuning: TuningGrid, *, cache: FeatureCache,
+def tune(base: VisionTransformer, split: TaskSplit, grid: RegimeGrid, tuning: TuningGrid, *, cache: FeatureCache,
          store: RunStore, base_id: str, progress: bool = False) -> TuningResult:
     """Search ``tuning`` for every (regime, kind) of ``grid`` on ``split``'s public part."""
     n, m = len(split.train), len(split.public_train)
