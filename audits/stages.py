@@ -19,7 +19,7 @@ from timm.models.vision_transformer import VisionTransformer
 
 from audits.gate import data_section, delta_check, noise_check
 from audits.privacy.blackbox import run_privacy_audit
-from audits.privacy.input_canaries import Construction, run_input_canary_audit
+from audits.privacy.input_canaries import DEFAULT_RANK, Construction, run_input_canary_audit
 from audits.privacy.whitebox import run_whitebox_audit
 from audits.regime_comparison import run_regime_comparison_audit
 from audits.results import AuditResult, Check, Status
@@ -220,9 +220,11 @@ def input_canary_stage(run: AuditRun) -> None:
     if not a.input_canaries:
         return
     probes = run.test_data.limit(min(1000, len(run.test_data))).materialize().images  # public images of the task
+    # the public subspace has at most probes × (K − 1) directions; keep at most half of them
+    rank = max(1, min(DEFAULT_RANK, probes.shape[0] * (run.train_data.num_classes - 1) // 2))
     run.result.add(run_input_canary_audit(run.model, run.train_data, run.config.dp_config(), probe_images=probes,
                                           epsilons=run.config.privacy.epsilons,
-                                          construction=Construction(num_canaries=a.input_canaries,
+                                          construction=Construction(num_canaries=a.input_canaries, rank=rank,
                                                                     seed=run.config.training.seed),
                                           confidence=a.confidence, seed=run.config.training.seed,
                                           noise_seed=run.config.privacy.mechanism.noise_seed, progress=run.progress))

@@ -15,7 +15,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Sequence
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, NamedTuple, NotRequired, TypedDict
 
 import numpy as np
 from timm.models.vision_transformer import VisionTransformer
@@ -62,6 +62,11 @@ class UtilityRow(TypedDict):
     reg: float | None
     reg_std: float | None
     seeds: int
+    # with paired intervals over seeds (the regime comparison): Ours − Reg, its bounds, its verdict
+    ours_minus_reg: NotRequired[float]
+    ours_minus_reg_low: NotRequired[float | None]
+    ours_minus_reg_high: NotRequired[float | None]
+    verdict: NotRequired[str]
 
 
 class _DPComparison(NamedTuple):
@@ -114,8 +119,8 @@ def utility_checks(rows: Sequence[UtilityRow], num_classes: int, num_seeds: int 
         what = missing[0] if missing else at_chance[0]
         status, reason = "FAIL", (f"{len(missing)} cell(s) without an accuracy, {len(at_chance)} at or below chance "
                                   f"({chance:.3g}); first: regime {what[0]}, ε {what[1]}, {what[2]}")
-    elif all(r.get("verdict") for r in compared):  # paired intervals over seeds: count what they show
-        verdicts = [r["verdict"] for r in compared]
+    elif compared and all(r.get("verdict") for r in rows if r["epsilon"] is not None):  # paired intervals: count them
+        verdicts = [r.get("verdict") for r in rows if r["epsilon"] is not None]
         status, reason = "PASS", (f"every cell above chance ({chance:.3g}); Ours − Reg over {len(compared)} DP cells "
                                   f"({num_seeds} seeds, 95 % paired intervals): Ours better in "
                                   f"{verdicts.count('Ours better')}, Reg better in {verdicts.count('Reg better')}, "

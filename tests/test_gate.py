@@ -101,13 +101,14 @@ def test_meaningless_runs_fail_the_gate(project, capsys):
     path = config(project, "")
     raw = open(path).read().replace("privacy: {epsilons: [8], epochs: 5}",
                                     "privacy: {epsilons: [8], epochs: 5, delta: 0.5, noise_seed: 1}")
+    raw = raw.replace("whitebox_canaries: 200}", "whitebox_canaries: 200, input_canaries: 4}")  # on streamed folders
     open(path, "w").write(raw)
     out = project / "out"
     assert main(["audit", "--config", path, "--out", str(out), "--quiet", "--no-pdf"]) == 1
     report = json.loads((out / "report.json").read_text())
     status = {c["id"]: c["status"] for c in report["checks"]}
     assert status["dp-delta"] == status["dp-noise-unseeded"] == status["data-classes"] == "FAIL"
-    assert report["verdict"] == "FAIL"
+    assert report["verdict"] == "FAIL" and "input_canary_audit" in report
     data = report["data"]
     assert {"class": "d", "train": 0, "test": 0} in data["classes"]
     assert any("larger than" in w and "huge.png" in w and "4200×4100" in w for w in data["warnings"])

@@ -238,6 +238,20 @@ def test_canaries_enter_training_as_ordinary_records():
     assert (data.ids[len(train):] >= ic.CANARY_ID_OFFSET).all()
 
 
+def test_canaries_join_a_streamed_image_folder(tmp_path, tiny):
+    """A team's image folder streams from disk; the canary run decodes it and appends the canaries."""
+    from privtangent.data import open_image_folder
+    from tests.test_data_streaming import write_folder
+
+    base, _ = tiny
+    train = open_image_folder(write_folder(tmp_path / "f", {"a": 3, "b": 2}, size=(28, 28), mode="L"), model=base)
+    made = ic.InputCanaries(images(2, 23), torch.tensor([0, 1]), torch.ones(2), torch.zeros(2, 1), torch.ones(2),
+                            torch.eye(2), torch.eye(2))
+    data = ic.with_canaries(train, made, np.array([True, True]))
+    assert len(data) == 7 and data.labels[5:].tolist() == [0, 1]
+    torch.testing.assert_close(data.images[:5], train.materialize().images)
+
+
 def test_tiny_audit_end_to_end_and_clipping_off_fails(tiny):
     """64 canaries can certify at most ε ≈ 1.5 here (the audit power): the claim audited is ε = 1."""
     base, model = tiny

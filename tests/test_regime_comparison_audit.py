@@ -25,8 +25,9 @@ def test_the_section_answers_per_epsilon_with_intervals_and_a_check(tiny_vit, ne
     for best in body["best"]:  # the best cell per ε is the highest mean of that ε's rows
         candidates = [(r[k], f"{k.capitalize()} {r['regime']}") for r in rows if r["epsilon"] == best["epsilon"]
                       for k in ("ours", "reg")]
-        assert best["accuracy"] == pytest.approx(max(candidates)[0], abs=1e-6)
-        assert best["best"] == max(candidates)[1]
+        top = max(acc for acc, _ in candidates)
+        assert best["accuracy"] == pytest.approx(top, abs=1e-6)
+        assert best["best"] in {name for acc, name in candidates if acc >= top - 1e-6}  # ties: either is best
         assert best["accuracy_low"] <= best["accuracy"] <= best["accuracy_high"]
     assert body["answer"].startswith("On toy") and "not accounted for in ε" in body["setup"]["tuning"]
     assert body["setup"]["runs"] == 2 * 2 * 2 * 2 and body["setup"]["budget_cpu_seconds"] == 5.0
