@@ -19,7 +19,6 @@ chance. The comparison itself has no pass/fail: it informs the choice of recipe.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,10 +36,8 @@ from privtangent.threads import torch_threads
 __all__ = ["comparison_section", "run_regime_comparison_audit"]
 
 
-def _fraction(interval: Interval | None) -> dict[str, float | None] | None:
+def _fraction(interval: Interval) -> dict[str, float | None]:
     """An interval in accuracy points (0–100) as fractions (0–1), the utility rows' unit."""
-    if interval is None:
-        return None
     scale = lambda v: None if v is None else round(v / 100, 6)  # noqa: E731 - one-line unit change
     return {"mean": scale(interval.mean), "low": scale(interval.low), "high": scale(interval.high)}
 
@@ -48,13 +45,12 @@ def _fraction(interval: Interval | None) -> dict[str, float | None] | None:
 def _best_rows(quick: QuickComparison) -> list[dict[str, Any]]:
     rows = []
     for b in quick.comparison.best:
-        accuracy, margin = _fraction(b.accuracy), _fraction(b.margin)
-        rows.append({"epsilon": b.epsilon, "best": f"{b.kind} {b.regime}", "accuracy": accuracy["mean"] if accuracy else None,
-                     "accuracy_low": accuracy["low"] if accuracy else None,
-                     "accuracy_high": accuracy["high"] if accuracy else None,
+        accuracy = _fraction(b.accuracy)
+        margin = _fraction(b.margin) if b.margin else {"mean": None, "low": None, "high": None}  # no runner-up
+        rows.append({"epsilon": b.epsilon, "best": f"{b.kind} {b.regime}", "accuracy": accuracy["mean"],
+                     "accuracy_low": accuracy["low"], "accuracy_high": accuracy["high"],
                      "runner_up": " ".join(reversed(b.runner_up)) if b.runner_up else None,
-                     "margin": margin["mean"] if margin else None,
-                     "margin_low": margin["low"] if margin else None, "margin_high": margin["high"] if margin else None,
+                     "margin": margin["mean"], "margin_low": margin["low"], "margin_high": margin["high"],
                      "clear": b.clear})
     return rows
 
@@ -106,10 +102,7 @@ def run_regime_comparison_audit(base: VisionTransformer, train: ImageData, test:
         the ``utility`` section (see the module docstring).
     """
     with torch_threads(threads):
-        start = time.perf_counter()
         quick = run_quick_comparison(base, train, test, epsilons=epsilons, delta=delta, regimes=regimes, seeds=seeds,
                                      budget_seconds=budget_seconds, noise_seed=noise_seed, base_name=base_name,
                                      cache=cache, progress=progress)
-        section = comparison_section(quick, train.num_classes)
-        section.body["seconds"] = time.perf_counter() - start
-        return section
+        return comparison_section(quick, train.num_classes)

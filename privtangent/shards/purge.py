@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -84,27 +84,41 @@ def _model_dir_files(model_dir: Path, feature_dirs: list[Path]) -> Iterable[Path
             yield path
 
 
+def _model_dir_holding(model_dir: Path, feature_dirs: list[Path],
+                       forgotten: set[int]) -> Iterator[tuple[Path, tuple[str, int] | None]]:
+    """Files of the model directory holding a forgotten ID: (path, None) for a per-sample
+    safetensors cache, (path, (CSV text without those rows, rows removed)) for a table."""
+    wanted = torch.tensor(sorted(forgotten), dtype=torch.int64)
+    for path in _model_dir_files(model_dir, feature_dirs):
+        if path.suffix == ".safetensors":
+            ids_held = _ids_in_safetensors(path)
+            if ids_held is not None and torch.isin(ids_held, wanted).any():
+                yield path, None
+        elif path.suffix == ".csv":
+            result = _csv_rows_without(path, forgotten)
+            if result is not None and result[1]:
+                yield path, result
+
+
 def purge_derived(model_dir: Path, ids: Iterable[int]) -> list[dict[str, object]]:
     """Remove every derived per-sample artifact of ``ids``; one record per file changed."""
-    forgotten = sorted({int(i) for i in ids})
-    wanted = torch.tensor(forgotten, dtype=torch.int64)
+    forgotten = {int(i) for i in ids}
+    if not forgotten:
+        return []
+    wanted = torch.tensor(sorted(forgotten), dtype=torch.int64)
     feature_dirs = recorded_feature_dirs(model_dir)
     changed: list[dict[str, object]] = []
     for folder in feature_dirs:
         if folder.is_dir():
             changed += [{"path": str(p), "what": "feature cache", "action": "purged rows"}
                         for p in FeatureCache(folder).purge_ids(wanted)]
-    for path in _model_dir_files(model_dir, feature_dirs):
-        if path.suffix == ".safetensors":
-            ids_held = _ids_in_safetensors(path)
-            if ids_held is not None and torch.isin(ids_held, wanted).any():
-                path.unlink()
-                changed.append({"path": str(path), "what": "per-sample cache", "action": "deleted"})
-        elif path.suffix == ".csv":
-            result = _csv_rows_without(path, set(forgotten))
-            if result is not None and result[1]:
-                atomic_write_text(path, result[0])
-                changed.append({"path": str(path), "what": "per-sample table", "action": f"removed {result[1]} rows"})
+    for path, table in list(_model_dir_holding(model_dir, feature_dirs, forgotten)):
+        if table is None:  # a cache: deleted, recomputed by whoever needs it
+            path.unlink()
+            changed.append({"path": str(path), "what": "per-sample cache", "action": "deleted"})
+        else:
+            atomic_write_text(path, table[0])
+            changed.append({"path": str(path), "what": "per-sample table", "action": f"removed {table[1]} rows"})
     return changed
 
 
@@ -116,16 +130,7 @@ def derived_holding(model_dir: Path, ids: Iterable[int]) -> list[str]:
     wanted = torch.tensor(sorted(forgotten), dtype=torch.int64)
     feature_dirs = recorded_feature_dirs(model_dir)
     found = [str(p) for d in feature_dirs if d.is_dir() for p in FeatureCache(d).files_holding(wanted)]
-    for path in _model_dir_files(model_dir, feature_dirs):
-        if path.suffix == ".safetensors":
-            ids_held = _ids_in_safetensors(path)
-            if ids_held is not None and torch.isin(ids_held, wanted).any():
-                found.append(str(path))
-        elif path.suffix == ".csv":
-            result = _csv_rows_without(path, forgotten)
-            if result is not None and result[1]:
-                found.append(str(path))
-    return found
+    return found + [str(p) for p, _ in _model_dir_holding(model_dir, feature_dirs, forgotten)]
 
 
 __all__ = ["FEATURE_DIRS", "derived_holding", "purge_derived", "record_feature_dir", "recorded_feature_dirs"]

@@ -266,7 +266,6 @@ def _apply(model: ShardedModel, pending: dict[str, Any], data: LabeledData | Non
     save_checkpoint(model.directory, composed, {"kind": "composed-tangent-delta", "state": new_state}, name="model")
     fault("after-switch")
     collect_garbage(model)
-    pending["purged"] = purge_derived(model.directory, forgotten_ids(new_state))  # idempotent on a replay
     fault("after-gc")
 
 
@@ -311,8 +310,11 @@ def _commit(model: ShardedModel, pending: dict[str, Any], seconds: float, recove
               "seconds": round(seconds, 6)}
     if recovered:
         fields["recovered"] = recovered
+    # every commit (a request, or one finished by recovery) purges what was derived from the
+    # forgotten samples; idempotent, so a replay purges only what is still there
+    purged = purge_derived(model.directory, forgotten_ids(state))
     fields["purged"] = [{"file": Path(str(r["path"])).name, "what": r["what"], "action": r["action"]}
-                        for r in pending.get("purged", [])]  # names only: the ledger reveals no ID
+                        for r in purged]  # names only: the ledger reveals no ID
     record = model.ledger.append("commit", **fields)
     (model.directory / "pending.json").unlink(missing_ok=True)
     return record
@@ -404,7 +406,6 @@ def _recover_locked(model: ShardedModel, data, executor, cache_dir, rollback: bo
     state = model.served_manifest()["state"]
     if state["request"] == request:
         collect_garbage(model)
-        pending["purged"] = purge_derived(model.directory, forgotten_ids(state))  # it may have died before the purge
         _commit(model, pending, time.perf_counter() - start, recovered="completed")
         done.append(f"completed request {request}: its new model was already served; committed it")
     elif rollback:
