@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from audits.results import AuditSection
@@ -121,3 +122,21 @@ def test_bare_model_directory(scenario, base_model):
     result = audit_unlearning(scenario.model_dir, base_model)
     assert statuses(result) == {"unlearning-exact": "PASS", "unlearning-ledger": "PASS", "unlearning-mia": "SKIP"}
     assert result.roc is None and result.body["ledger"]["forgotten_ids"] == len(scenario.forget_ids)
+
+
+def test_metrics_row_without_bootstrap_has_no_intervals():
+    """With n_bootstrap = 0 the row carries the point estimates and None for every interval."""
+    from attacks.metrics import attack_metrics
+    from audits.unlearning.membership import _metrics_row
+
+    rng = np.random.default_rng(0)
+    member = np.r_[np.ones(50, bool), np.zeros(50, bool)]
+    scores = rng.normal(size=100) + member
+    met = attack_metrics(scores, member, n_bootstrap=0)
+    row = _metrics_row("forgotten", met, 50, 50)
+    assert row["auc"] == pytest.approx(met.auc) and 0.5 < row["auc"] < 1.0
+    assert row["auc_ci_lo"] is None and row["auc_ci_hi"] is None
+    assert row["tpr_at_fpr_1pct_ci_lo"] is None and row["tpr_at_fpr_1pct_ci_hi"] is None
+    assert row["tpr_at_fpr_1pct"] == met.tpr_at_fpr[0.01]
+    with_ci = _metrics_row("forgotten", attack_metrics(scores, member, n_bootstrap=50, seed=0), 50, 50)
+    assert with_ci["auc_ci_lo"] <= with_ci["auc"] <= with_ci["auc_ci_hi"]

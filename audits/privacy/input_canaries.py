@@ -57,10 +57,15 @@ relies on the approximations (i)–(iii): they only decide how *tight* the audit
 **How tight, measured** (benchmarks/results/input_canaries.md; embedded default, 1,024 canaries,
 Adam, 5 seeds): median f-DP tightness ε_lb/ε = 0.18 / 0.29 / 0.21 at ε = 1 / 3 / 8, where the
 black-box LiRA one-run audit gets 0.00 / 0.04 / 0.05 and the white-box audit 0.60 / 0.69 / 0.65.
-What is lost is the canaries' geometry (the part of u_c inside the public subspace, and their
-overlap), not the training: a simulation of the same scores with canaries exactly as strong as
-the claim is barely tighter. At this tightness the audit refutes clipping turned off (ε = 1, 3)
-but not a halved noise: it complements the white-box audit, it does not replace it.
+The scores carry about half of the white-box signal (μ̂/μ ≈ 0.45–0.6), and the one-run game needs
+nearly all of it: even a perfect decoder reaches 0.5 at ε = 8 only with μ_eff/μ ≥ 0.9 (m from
+1,024 to 8,192). Fewer canaries (128) or more (2,048), a larger removed subspace (rank 100–800)
+and reading along the canaries' drifted residuals do not close the gap. The likeliest cause is
+where the canaries lie: a crafted canary keeps about three quarters of its direction inside the
+span of the training images' Jacobian rows (a Gaussian-noise image: 99 %), though little of it in
+the span's top directions, and every data gradient of the run lies in that span. At this
+tightness the audit refutes clipping turned off (ε = 1, 3) but not a halved noise: it complements
+the white-box audit, it does not replace it.
 
 **What it audits**: the whole training pipeline as run — real records through the data path, the
 per-sample gradients, clipping, noise, steps, optimizer — from the released model alone.
