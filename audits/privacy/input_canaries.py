@@ -62,8 +62,8 @@ nearly all of it: even a perfect decoder reaches 0.5 at ε = 8 only with μ_eff/
 1,024 to 8,192). Fewer canaries (128) or more (2,048), a larger removed subspace (rank 100–800)
 and reading along the canaries' drifted residuals do not close the gap. The likeliest cause is
 where the canaries lie: a crafted canary keeps about three quarters of its direction inside the
-span of the training images' Jacobian rows (a Gaussian-noise image: 99 %), though little of it in
-the span's top directions, and every data gradient of the run lies in that span. At this
+span of the training images' Jacobian rows (a Gaussian-noise image: 99 %), only about a third in
+the top 200 directions the decoder removes, and every data gradient of the run lies in that span. At this
 tightness the audit refutes clipping turned off (ε = 1, 3) but not a halved noise: it complements
 the white-box audit, it does not replace it.
 
