@@ -2,8 +2,9 @@
 
 A bar (tqdm) redraws itself with carriage returns; written to a log file or a CI console that
 becomes megabytes of frames. So when standard error is not a terminal, ``Progress`` prints
-nothing for single steps and one line per ``report`` (an epoch, a DP step with the ε spent so
-far, a finished model) plus one line when it closes.
+nothing for single steps, a line for a ``report`` (an epoch, a DP step with the ε spent so far,
+a finished model) at most every ``min_interval`` seconds (and always for the first and the last
+unit), and one line when it closes, with the values of the last report it held back.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Progress:
     """
 
     def __init__(self, total: int | None, desc: str, *, unit: str = "it", enabled: bool = True,
-                 stream: IO[str] | None = None) -> None:
+                 stream: IO[str] | None = None, min_interval: float = 10.0) -> None:
         self.total, self.desc, self.unit = total, desc, unit
         self.stream = stream if stream is not None else sys.stderr
         self.done = 0
@@ -39,6 +40,9 @@ class Progress:
         live = enabled and is_terminal(self.stream)
         self.bar = tqdm(total=total, desc=desc, unit=unit, file=self.stream, leave=False) if live else None
         self.plain = enabled and not live
+        self.min_interval = float(min_interval)
+        self._last_line = -float("inf")
+        self._held: dict[str, Any] | None = None  # a report not printed yet (plain mode)
 
     def update(self, n: int = 1) -> None:
         self.done += n
@@ -50,6 +54,12 @@ class Progress:
         if self.bar is not None:
             self.bar.set_postfix_str(_format(values), refresh=False)
         elif self.plain:
+            now = time.perf_counter()
+            last_unit = self.total is not None and self.done >= self.total
+            if now - self._last_line < self.min_interval and not last_unit:
+                self._held = values
+                return
+            self._last_line, self._held = now, None
             where = f"{self.done}/{self.total} {self.unit}" if self.total else f"{self.done} {self.unit}"
             print(f"{self.desc}: {where}" + (f", {_format(values)}" if values else ""), file=self.stream, flush=True)
 
@@ -59,7 +69,8 @@ class Progress:
             self.bar = None
         elif self.plain:
             self.plain = False
-            print(f"{self.desc}: done, {self.done} {self.unit} in {time.perf_counter() - self.start:.1f} s",
+            held = f", {_format(self._held)}" if self._held else ""
+            print(f"{self.desc}: done, {self.done} {self.unit} in {time.perf_counter() - self.start:.1f} s{held}",
                   file=self.stream, flush=True)
 
     def __enter__(self) -> Progress:

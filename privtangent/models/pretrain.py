@@ -90,7 +90,7 @@ def pretrain(model_cfg: dict | None = None, recipe: dict | None = None,
             optimizer.step()
             scheduler.step()
             bar.update(1)
-        bar.report(loss=round(loss.item(), 3))  # one line per epoch
+        bar.report(loss=round(loss.item(), 3))  # plain output: at most one line per 10 s
     bar.close()
     seconds = time.perf_counter() - start
     accuracy = evaluate(model.eval(), test.images, test.labels)
