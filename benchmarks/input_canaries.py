@@ -157,19 +157,37 @@ def section_noise(ctx, args):
     return {"keep_median": float(pack[0].keep.median()), "rows": rows}
 
 
-def _noise_pack(ctx):
-    """Gaussian-noise canary images (seeded), described against the same public subspace."""
+def _model(ctx):
+    """The audited tangent model at Δw = 0 and the probes' prefix features, built once per invocation."""
     from privtangent.train import prepare_model
 
-    model = prepare_model(ctx["base"], 5, dp_config().train_config()).eval()
-    if ctx.get("subspace") is None:
+    if "model" not in ctx:
+        ctx["model"] = prepare_model(ctx["base"], 5, dp_config().train_config()).eval()
         with torch.no_grad():
-            ctx["features"] = model.prefix(ctx["probes"])
-        ctx["subspace"] = ic.public_subspace(model, ctx["features"], 5, rank=ic.DEFAULT_RANK)
-    m = ctx["pack"][0].num_canaries
+            ctx["features"] = ctx["model"].prefix(ctx["probes"])
+    return ctx["model"]
+
+
+def _subspace(ctx, rank: int = ic.DEFAULT_RANK):
+    """The public subspace of that rank (built once per invocation), with the model."""
+    model = _model(ctx)
+    subs = ctx.setdefault("subspaces", {})
+    if rank not in subs:
+        subs[rank] = ic.public_subspace(model, ctx["features"], 5, rank=rank)
+    return model, subs[rank]
+
+
+def _noise_canaries(m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """m Gaussian-noise canary images with uniform labels (seed 0): the construction's null."""
     gen = torch.Generator().manual_seed(0)
-    images, labels = torch.randn(m, 1, 28, 28, generator=gen), torch.randint(0, 5, (m,), generator=gen)
-    return model, (ic.canary_directions(model, images, labels, 5, ctx["subspace"]), ctx["subspace"].coef.float())
+    return torch.randn(m, 1, 28, 28, generator=gen), torch.randint(0, 5, (m,), generator=gen)
+
+
+def _noise_pack(ctx):
+    """Gaussian-noise canary images (seeded), described against the same public subspace."""
+    model, sub = _subspace(ctx)
+    images, labels = _noise_canaries(ctx["pack"][0].num_canaries)
+    return model, (ic.canary_directions(model, images, labels, 5, sub), sub.coef.float())
 
 
 def predicted_ratio(canaries, mu: float) -> dict:
@@ -188,7 +206,7 @@ def section_geometry(ctx, args):
     model, noise = _noise_pack(ctx)
     total = sum(float(ic._probe_rows(model, ctx["features"][i : i + 100], 5).double().pow(2).sum())
                 for i in range(0, ctx["features"].shape[0], 100))
-    sub = ctx["subspace"]
+    sub = _subspace(ctx)[1]
     out = {"probe_energy_in_subspace": float(sub.singular_values.pow(2).sum()) / total, "rank": sub.rank, "packs": {}}
     for name, (canaries, _) in (("crafted", ctx["pack"]), ("noise", noise)):
         m_mat = canaries.interference.double()
@@ -287,7 +305,7 @@ def _pack_of_size(ctx, m: int):
 
 def section_size(ctx, args):
     out = []
-    for m in (int(x) for x in args.sizes.split(",")):
+    for m in args.sizes:
         pack = _pack_of_size(ctx, m)
         entry: dict = {"m": m, "cached_construction": pack[0].meta.get("seconds"), "predicted": {}, "rows": []}
         for eps in (3.0, 8.0):
@@ -336,23 +354,10 @@ def _trained_runs(ctx, args) -> list[dict]:
     return ctx["runs"]
 
 
-def _subspace(ctx, rank: int):
-    from privtangent.train import prepare_model
-
-    if "model" not in ctx:
-        ctx["model"] = prepare_model(ctx["base"], 5, dp_config().train_config()).eval()
-        with torch.no_grad():
-            ctx["features"] = ctx["model"].prefix(ctx["probes"])
-    subs = ctx.setdefault("subspaces", {})
-    if rank not in subs:
-        subs[rank] = ic.public_subspace(ctx["model"], ctx["features"], 5, rank=rank)
-    return ctx["model"], subs[rank]
-
-
 def section_rank(ctx, args):
     canaries = ctx["pack"][0]
     out = []
-    for rank in (int(x) for x in args.ranks.split(",")):
+    for rank in args.ranks:
         model, sub = _subspace(ctx, rank)
         pack = ic.canary_directions(model, canaries.images, canaries.labels, 5, sub)
         entry: dict = {"rank": rank, "keep_median": float(pack.keep.median()), "rows": []}
@@ -406,7 +411,7 @@ def _path_average(labels, outputs, gram, steps: int = 50):
 
 def section_readout(ctx, args):
     canaries, coef = ctx["pack"]
-    model, sub = _subspace(ctx, ic.DEFAULT_RANK)
+    model, sub = _subspace(ctx)
     gram, coords = _class_geometry(model, canaries, sub.basis)
     labels = canaries.labels.long()
     eye = torch.eye(5, dtype=torch.float64)
@@ -424,24 +429,16 @@ def section_readout(ctx, args):
     return rows
 
 
-def _unit_directions(model, images, labels, batch: int = 64):
-    with torch.no_grad():
-        features = model.prefix(images)
-    g = torch.cat([ic.tangent_gradients(model, features[i : i + batch], ic.residual_directions(labels[i : i + batch], 5))
-                   for i in range(0, len(labels), batch)])
+def _unit_directions(model, images, labels):
+    g = ic.canary_gradients(model, images, labels, 5)
     return g / g.norm(dim=1, keepdim=True)
 
 
 def section_span(ctx, args):
-    from privtangent.train import prepare_model
-
-    model = prepare_model(ctx["base"], 5, dp_config().train_config()).eval()
+    model = _model(ctx)
     canaries = ctx["pack"][0]
-    gen = torch.Generator().manual_seed(0)
-    noise = (torch.randn(canaries.num_canaries, *canaries.images.shape[1:], generator=gen),
-             torch.randint(0, 5, (canaries.num_canaries,), generator=gen))
     units = {"crafted": _unit_directions(model, canaries.images, canaries.labels),
-             "noise": _unit_directions(model, *noise)}
+             "noise": _unit_directions(model, *_noise_canaries(canaries.num_canaries))}
     out: dict = {"parameters": int(units["crafted"].shape[1])}
     for name, images in (("training images", ctx["train"].images), ("probes", ctx["probes"])):
         with torch.no_grad():
@@ -795,15 +792,30 @@ def findings(res: dict) -> list[str]:
     return out + [""]
 
 
+def _ints_at_least(low: int):
+    """argparse type: "128,256" → [128, 256], each ≥ ``low``; anything else is a usage error (exit 2)."""
+    def parse(text: str) -> list[int]:
+        try:
+            values = [int(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        if not values or min(values) < low:
+            raise argparse.ArgumentTypeError(f"expected integers ≥ {low}, got {text!r}")
+        return values
+    return parse
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--sgd-seeds", type=int, default=3)
     ap.add_argument("--null-runs", type=int, default=200)
-    ap.add_argument("--sizes", default="128,256,512,1024,2048", help="section size: the numbers of canaries m")
+    ap.add_argument("--sizes", type=_ints_at_least(2), default="128,256,512,1024,2048",
+                    help="section size: the numbers of canaries m (comma-separated, each ≥ 2)")
     ap.add_argument("--size-seeds", type=int, default=3, help="sections size, rank, readout: seeds per ε")
-    ap.add_argument("--ranks", default="100,200,400,800", help="section rank: public subspace ranks")
+    ap.add_argument("--ranks", type=_ints_at_least(1), default="100,200,400,800",
+                    help="section rank: public subspace ranks (comma-separated, each ≥ 1)")
     ap.add_argument("--requirement-sims", type=int, default=21, help="section requirement: simulated games per cell")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--render-only", action="store_true", help="rewrite the .md from the .json, run nothing")

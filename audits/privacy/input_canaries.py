@@ -102,7 +102,7 @@ from privtangent.paths import cache_dir
 from privtangent.train import prepare_model
 
 __all__ = ["DECODERS", "Construction", "InputCanaries", "InputCanaryRun", "TangentSubspace",
-           "build_input_canaries", "canary_directions", "input_canary_run", "input_canary_scores",
+           "build_input_canaries", "canary_directions", "canary_gradients", "input_canary_run", "input_canary_scores",
            "last_block_activations", "load_or_make_input_canaries", "make_input_canaries", "mmse_scores",
            "output_contrasts", "projected_scores", "public_subspace", "residual_directions",
            "run_input_canary_audit", "tangent_gradients", "tangent_outputs", "with_canaries"]
@@ -392,14 +392,19 @@ class InputCanaries:
                 "keep": self.keep, "interference": self.interference, "noise_gram": self.noise_gram}
 
 
+def canary_gradients(model: Any, images: Tensor, labels: Tensor, num_classes: int, *, batch: int = 64) -> Tensor:
+    """(m, |Δw|) float32: the canaries' own gradients g_c = J(x_c)ᵀv_c at Δw = 0, a batch at a time."""
+    with torch.no_grad():
+        features = model.prefix(images)
+    return torch.cat([tangent_gradients(model, features[i : i + batch],
+                                        residual_directions(labels[i : i + batch], num_classes))
+                      for i in range(0, len(labels), batch)])  # float32: 1,024 × 200k is 0.8 GB
+
+
 def canary_directions(model: Any, images: Tensor, labels: Tensor, num_classes: int, subspace: TangentSubspace,
                       *, batch: int = 64, meta: Mapping[str, Any] | None = None) -> InputCanaries:
     """Everything the scores need about the canaries, from the public model at Δw = 0."""
-    with torch.no_grad():
-        features = model.prefix(images)
-    u = torch.cat([tangent_gradients(model, features[i : i + batch],
-                                     residual_directions(labels[i : i + batch], num_classes))
-                   for i in range(0, len(labels), batch)])  # float32: 1,024 × 200k is 0.8 GB
+    u = canary_gradients(model, images, labels, num_classes, batch=batch)
     norms = u.double().norm(dim=1)
     u /= norms.float()[:, None]
     coords = (u @ subspace.basis.T).double()
