@@ -78,7 +78,7 @@ def comparison_section(quick: QuickComparison, num_classes: int) -> AuditSection
                   "tuning": c.hyperparameters},
         "seconds": quick.wall_seconds,
     }
-    return AuditSection(SECTION, body, utility_checks(rows, num_classes, len(c.seeds)))  # type: ignore[arg-type]
+    return AuditSection(SECTION, body, utility_checks(rows, num_classes, len(c.seeds)))
 
 
 def run_regime_comparison_audit(base: VisionTransformer, train: ImageData, test: ImageData, *,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, NotRequired, TypedDict
 
 import numpy as np
@@ -78,7 +78,7 @@ class _DPComparison(NamedTuple):
     reg: float
 
 
-def _dp_comparisons(rows: Sequence[UtilityRow]) -> list[_DPComparison]:
+def _dp_comparisons(rows: Sequence[Mapping[str, Any]]) -> list[_DPComparison]:
     """The rows with an ε and both an Ours and a Reg accuracy, in order."""
     return [_DPComparison(r["regime"], eps, ours, reg) for r in rows
             if (eps := r["epsilon"]) is not None and (ours := r.get("ours")) is not None
@@ -105,9 +105,10 @@ def utility_rows(cells: Sequence[UtilityCell]) -> list[UtilityRow]:
     return rows
 
 
-def utility_checks(rows: Sequence[UtilityRow], num_classes: int, num_seeds: int = 1) -> list[Check]:
+def utility_checks(rows: Sequence[Mapping[str, Any]], num_classes: int, num_seeds: int = 1) -> list[Check]:
     """One check: every DP cell has an accuracy above chance (1/K); else FAIL (broken
-    calibration or training). Its reason counts the cells where Ours ≥ Reg."""
+    calibration or training). Its reason counts the cells where Ours ≥ Reg. ``rows``: ``UtilityRow``s,
+    or the regime comparison's rows in the same format (plain dicts from the core)."""
     chance = 1.0 / max(int(num_classes), 1)
     values = [(r, k, v) for r in rows for k, v in (("ours", r.get("ours")), ("reg", r.get("reg")))]
     missing = [(r["regime"], r["epsilon"], k) for r, k, v in values if v is None or not math.isfinite(v)]

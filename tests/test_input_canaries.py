@@ -110,6 +110,60 @@ def test_public_subspace_is_orthonormal_and_read_from_probe_outputs(tiny):
     torch.testing.assert_close(sub.read(outs), sub.basis.double() @ flat_delta(released).double(), atol=1e-4, rtol=1e-3)
 
 
+def test_probe_span_is_every_probe_row_and_is_read_from_probe_outputs(tiny):
+    base, model = tiny
+    probes, canary_images = images(10, 11), images(5, 12)
+    labels = torch.tensor([0, 1, 2, 3, 4])
+    feats = model.prefix(probes)
+    span = ic.probe_span(model, feats, K, chunk=3)
+    a = ic._probe_rows(model, feats, K).double()
+    assert span.rank == int(torch.linalg.matrix_rank(a))
+    torch.testing.assert_close(span.basis.double() @ span.basis.double().T, torch.eye(span.rank, dtype=torch.float64),
+                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(span.coef @ a, span.basis.double(), atol=1e-4, rtol=1e-3)
+    basis = span.basis.double()
+    residual = a - (a @ basis.T) @ basis  # every probe row lies in the span
+    assert float(residual.norm() / a.norm()) < 1e-4
+    # the whole-span decoder reads ⟨Δw, ŵ_c⟩, ŵ_c ⊥ every probe row, from the outputs alone
+    canaries = ic.canary_directions(model, canary_images, labels, K, span)
+    released = prepare_model(base, K, tiny_config().train_config()).eval()
+    random_delta(released, 13)
+    _, projected = ic.projected_scores(ic.tangent_outputs(released, canary_images, "jvp"),
+                                       ic.tangent_outputs(released, probes, "jvp"), canaries, span.coef)
+    g = flat_grads(model, canary_images, ic.residual_directions(labels, K)).double()
+    u = g / g.norm(dim=1, keepdim=True)
+    w = u - (u @ basis.T) @ basis
+    assert float((w @ a.T).abs().max()) < 1e-4 * float(a.norm(dim=1).max())
+    torch.testing.assert_close(projected, (w / w.norm(dim=1, keepdim=True)) @ flat_delta(released).double(),
+                               atol=1e-4, rtol=1e-3)
+
+
+def test_pushing_canaries_out_of_the_probe_span_lowers_their_share_inside_it(tiny):
+    _, model = tiny
+    probes, canary_images = images(10, 21), images(6, 22)
+    labels = torch.tensor([0, 1, 2, 3, 4, 0])
+    span = ic.probe_span(model, model.prefix(probes), K)
+    pushed, trace = ic.push_out_of_span(model, canary_images, labels, K, span.basis, steps=30, every=10, batch=4)
+    assert [t["step"] for t in trace] == [0, 10, 20, 30] and pushed.shape == canary_images.shape
+    u = ic.canary_gradients(model, pushed, labels, K).double()
+    share = ((u / u.norm(dim=1, keepdim=True)) @ span.basis.double().T).pow(2).sum(1)
+    assert trace[-1]["median"] == pytest.approx(float(share.median()), abs=1e-4)  # the trace measures the result
+    assert trace[-1]["median"] < 0.8 * trace[0]["median"]
+
+
+def test_a_span_construction_scores_against_the_whole_probe_span(tiny):
+    base, model = tiny
+    probes = images(10, 23)
+    construction = ic.Construction(num_canaries=6, rank=4, surrogate_steps=3, span_steps=3)
+    canaries, coef = ic.build_input_canaries(base, tiny_config(), probes, K, construction)
+    span = ic.probe_span(model, model.prefix(probes), K)
+    assert coef.shape == span.coef.shape and canaries.coords.shape == (6, span.rank)
+    assert construction.to_dict()["span_steps"] == 3 and "span_steps" not in ic.Construction().to_dict()
+    for bad in (dict(span_steps=-1), dict(num_canaries=1), dict(rank=1.5)):
+        with pytest.raises(ConfigError, match="construction"):
+            ic.Construction(**bad)
+
+
 def test_scores_from_outputs_are_the_intended_linear_functionals_of_delta_w(tiny):
     base, model = tiny
     probes, canary_images = images(30, 6), images(8, 7)

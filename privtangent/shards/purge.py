@@ -84,11 +84,11 @@ def _model_dir_files(model_dir: Path, feature_dirs: list[Path]) -> Iterable[Path
             yield path
 
 
-def _model_dir_holding(model_dir: Path, feature_dirs: list[Path],
-                       forgotten: set[int]) -> Iterator[tuple[Path, tuple[str, int] | None]]:
-    """Files of the model directory holding a forgotten ID: (path, None) for a per-sample
-    safetensors cache, (path, (CSV text without those rows, rows removed)) for a table."""
-    wanted = torch.tensor(sorted(forgotten), dtype=torch.int64)
+def _model_dir_holding(model_dir: Path, feature_dirs: list[Path], forgotten: set[int],
+                       wanted: torch.Tensor) -> Iterator[tuple[Path, tuple[str, int] | None]]:
+    """Files of the model directory holding a forgotten ID (``wanted``: the same IDs as a tensor):
+    (path, None) for a per-sample safetensors cache, (path, (CSV text without those rows, rows
+    removed)) for a table."""
     for path in _model_dir_files(model_dir, feature_dirs):
         if path.suffix == ".safetensors":
             ids_held = _ids_in_safetensors(path)
@@ -112,7 +112,7 @@ def purge_derived(model_dir: Path, ids: Iterable[int]) -> list[dict[str, object]
         if folder.is_dir():
             changed += [{"path": str(p), "what": "feature cache", "action": "purged rows"}
                         for p in FeatureCache(folder).purge_ids(wanted)]
-    for path, table in list(_model_dir_holding(model_dir, feature_dirs, forgotten)):
+    for path, table in list(_model_dir_holding(model_dir, feature_dirs, forgotten, wanted)):
         if table is None:  # a cache: deleted, recomputed by whoever needs it
             path.unlink()
             changed.append({"path": str(path), "what": "per-sample cache", "action": "deleted"})
@@ -130,7 +130,7 @@ def derived_holding(model_dir: Path, ids: Iterable[int]) -> list[str]:
     wanted = torch.tensor(sorted(forgotten), dtype=torch.int64)
     feature_dirs = recorded_feature_dirs(model_dir)
     found = [str(p) for d in feature_dirs if d.is_dir() for p in FeatureCache(d).files_holding(wanted)]
-    return found + [str(p) for p, _ in _model_dir_holding(model_dir, feature_dirs, forgotten)]
+    return found + [str(p) for p, _ in _model_dir_holding(model_dir, feature_dirs, forgotten, wanted)]
 
 
 __all__ = ["FEATURE_DIRS", "derived_holding", "purge_derived", "record_feature_dir", "recorded_feature_dirs"]
