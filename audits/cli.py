@@ -363,8 +363,8 @@ def _add_input_canary_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ic-span-steps", dest="ic_span_steps", type=int, default=0, metavar="S",
                    help="push each canary out of the probes' whole tangent span for S Adam steps and remove that "
                         "whole span from the scores (default 0: off). Raises the signal per canary (measured on 16 "
-                        "canaries, BENCHMARKS.md) but costs about 0.1 s per canary and step on 2 cores: hours for "
-                        "1,024 canaries at S = 400, once (cached)")
+                        "canaries, BENCHMARKS.md) but costs 0.06–0.13 s per canary and step on 2 cores: 6.5 h or more "
+                        "for 1,024 canaries at S = 400, once (cached)")
     g.add_argument("--ic-decoder", dest="ic_decoder", choices=("mmse", "projected", "raw"), default="mmse",
                    help="score decoder (default mmse)")
     g.add_argument("--ic-bug", dest="ic_bug", choices=WHITEBOX_BUGS, default=None,

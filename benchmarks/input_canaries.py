@@ -40,7 +40,9 @@ Fashion-MNIST 5–9 test split. Sections (``--sections``):
   what cost; where a canary's effect goes (a diagnostic that reads Δw: the difference of two
   noise-free SGD runs with and without the canary, inside vs outside the span); the data's leak
   along the read direction (SGD, noise-free vs noisy run); and end to end, μ̂/μ of the optimized
-  vs the crafted canaries among all 1,024 (bits ½), ε = 8, SGD and Adam, ``--outside-seeds`` runs.
+  vs the crafted canaries among all 1,024 (bits ½), ε = 8, SGD and Adam, ``--outside-seeds`` runs;
+- push_cost: no training — seconds per canary and step of that optimization for canaries in one
+  batch of 16, 64 and 128 (``--push-batches``), 2 threads: what building 1,024 of them would cost.
 
 Every section stores its rows in the JSON file; ``--sections`` reruns only some of them.
 """
@@ -70,7 +72,7 @@ from audits.privacy.one_run import one_run_guesses  # noqa: E402
 
 EPSILONS = (1.0, 3.0, 8.0)
 SECTIONS = ("main", "timing", "sgd", "noise", "fc", "controls", "null", "geometry", "size", "requirement", "rank",
-            "readout", "span", "outside")
+            "readout", "span", "outside", "push_cost")
 WHITEBOX_FDP = {1.0: (0.60, 0.67), 3.0: (0.69, 0.76), 8.0: (0.65, 0.65)}  # BENCHMARKS.md: median over 5 seeds, m = 20,000 / the run shown
 
 
@@ -560,6 +562,21 @@ def section_outside(ctx, args):
     return out
 
 
+def section_push_cost(ctx, args, steps: int = 3):
+    torch.set_num_threads(2)
+    model, span = _model(ctx), _probe_span(ctx)
+    crafted = ctx["pack"][0]
+    rows = []
+    for k in args.push_batches:
+        ic.push_out_of_span(model, crafted.images[:k], crafted.labels[:k], 5, span.basis, steps=1, batch=k)  # warm-up
+        t0 = time.perf_counter()
+        ic.push_out_of_span(model, crafted.images[:k], crafted.labels[:k], 5, span.basis, steps=steps, batch=k)
+        per = (time.perf_counter() - t0) / (k * steps)
+        rows.append({"batch": k, "steps": steps, "seconds_per_canary_step": per})
+        print(f"[push_cost] batch {k}: {per:.4f} s per canary and step", flush=True)
+    return {"threads": 2, "span_dims": span.rank, "rows": rows}
+
+
 # --------------------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------------------
@@ -762,6 +779,13 @@ def _render_levers(res: dict) -> list[str]:
         lines.append("")
     if res.get("outside"):
         lines += _render_outside(res["outside"])
+    if res.get("push_cost"):
+        pc = res["push_cost"]
+        lines += [f"### Cost of pushing canaries out of the probe span ({pc['span_dims']:,} dimensions, {pc['threads']} threads)",
+                  "", "| canaries per batch | s per canary and step | 400 steps for 1,024 canaries |", "|---|---|---|"]
+        lines += [f"| {r['batch']} | {r['seconds_per_canary_step']:.3f} | {r['seconds_per_canary_step'] * 1024 * 400 / 3600:.1f} h |"
+                  for r in pc["rows"]]
+        lines.append("")
     return lines
 
 
@@ -798,11 +822,12 @@ def _ratio_se(ratio: float, o: dict) -> float:
     return math.sqrt(4 / n + d * d / (2 * n)) / o["mu"]
 
 
-def _outside_finding(o: dict) -> str:
+def _outside_finding(o: dict, cost: dict | None = None) -> str:
     first, last = o["trace"][0]["median"], o["trace"][-1]["median"]
     r = o["mu_ratio"]
     kept_o, kept_c = o["signal_kept"]["optimized"], o["signal_kept"]["crafted"]
     hours = o["seconds_per_canary_step"] * 1024 * o["steps"] / 3600
+    best = min(cost["rows"], key=lambda row: row["seconds_per_canary_step"]) if cost else None
     pushback = (": inside the span the data's gradients push back" if all(
         o["signal_kept"][g]["inside"] < o["signal_kept"][g]["outside"] for g in ("optimized", "crafted")) else "")
     trend = ("still falling" if len(o["trace"]) > 1 and last < o["trace"][-2]["median"] - 0.005 else "levelling off")
@@ -820,8 +845,10 @@ def _outside_finding(o: dict) -> str:
             f"the crafted ones {r['sgd/projected/crafted']:.2f} / {r['sgd/mmse/crafted']:.2f} and "
             f"{r['adam/projected/crafted']:.2f} / {r['adam/mmse/crafted']:.2f} (standard error of the optimized cells "
             f"≈ {_ratio_se(r['sgd/mmse/optimized'], o):.2f}): "
-            f"{verdict}. Its cost is the construction: about {hours:.1f} h of CPU for 1,024 canaries at these steps, a "
-            "GPU job or an overnight build, not part of a 2-minute audit.")
+            f"{verdict}. Its cost is the construction: about {hours:.1f} h of CPU for 1,024 canaries at these steps"
+            + (f" ({best['seconds_per_canary_step'] * 1024 * o['steps'] / 3600:.1f} h in batches of {best['batch']}, "
+               "section push_cost)" if best else "")
+            + ", a GPU job or an overnight build, not part of a 2-minute audit.")
 
 
 BLACKBOX_LIRA = {1.0: 0.00, 3.0: 0.04, 8.0: 0.05}  # BENCHMARKS.md, white-box section: LiRA one-run tightness
@@ -877,7 +904,7 @@ def _lever_findings(res: dict) -> list[str]:
                    "construction should push the canaries out of the whole span of natural images' tangent gradients, "
                    "not only its top directions.")
     if res.get("outside"):
-        out.append(_outside_finding(res["outside"]))
+        out.append(_outside_finding(res["outside"], res.get("push_cost")))
     if res.get("readout"):
         names = list(res["readout"][0]["mu_ratio"])
         out.append("- **Read direction.** Reading each canary along its final residual or the path average instead of "
@@ -983,6 +1010,8 @@ def main() -> None:
     ap.add_argument("--outside-canaries", type=int, default=16, help="section outside: canaries pushed out of the probe span")
     ap.add_argument("--outside-steps", type=int, default=400, help="section outside: Adam steps on their images")
     ap.add_argument("--outside-seeds", type=int, default=10, help="section outside: training runs per optimizer (ε = 8)")
+    ap.add_argument("--push-batches", type=_ints_at_least(1), default="16,64,128",
+                    help="section push_cost: canaries per batch (comma-separated)")
     ap.add_argument("--requirement-sims", type=int, default=21, help="section requirement: simulated games per cell")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--render-only", action="store_true", help="rewrite the .md from the .json, run nothing")

@@ -148,3 +148,5 @@ def test_input_canary_cli_embedded(base_model, tmp_path):
     assert any((tmp_path / "cache").rglob("canaries*.safetensors"))
     assert {r["method"].split(",")[0] for r in doc["body"]["rows"]} == {"input canaries"}
     assert main(["privacy", "--input-canaries", "--white-box", "--out", str(tmp_path / "x")]) == 2
+    assert main(common + ["--ic-span-steps", "-1", "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()  # refused before anything is written

@@ -71,8 +71,8 @@ leak along that outside part is 0.01–0.02 of the noise (SGD; benchmark section
 (``push_out_of_span``) and the scores remove that whole span (``probe_span``). On 16 canaries
 (400 steps: median share inside 0.82 → 0.28) it doubles the signal at ε = 8, μ̂/μ 0.71 (SGD) /
 0.58 (Adam) against 0.34 / 0.28 for the default canaries (MMSE; standard error ≈ 0.1), but costs
-about 0.1 s per canary and step on 2 cores — about 12 h for 1,024 canaries, once — and the goal
-needs μ_eff/μ ≥ 0.9 for thousands of canaries. At the default construction's tightness the audit
+0.06–0.13 s per canary and step on 2 cores (batches of 128 / 16; the projection onto the span
+dominates) — 6.5 h or more for 1,024 canaries, once — and the goal needs μ_eff/μ ≥ 0.9 for thousands of canaries. At the default construction's tightness the audit
 refutes clipping turned off (ε = 1, 3) but not a halved noise: it complements the white-box audit,
 it does not replace it.
 
@@ -664,7 +664,7 @@ class Construction:
     kappa: float = 0.7
     # > 0: that many Adam steps push each canary out of the probes' WHOLE tangent span
     # (``push_out_of_span``), and the scores remove that whole span (``probe_span``) instead of the
-    # top ``rank`` directions. Costly: about 0.1 s per canary and step on 2 CPU cores (BENCHMARKS.md).
+    # top ``rank`` directions. Costly: 0.06–0.13 s per canary and step on 2 CPU cores (BENCHMARKS.md).
     span_steps: int = 0
 
     def __post_init__(self) -> None:
