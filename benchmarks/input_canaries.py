@@ -42,7 +42,10 @@ Fashion-MNIST 5–9 test split. Sections (``--sections``):
   along the read direction (SGD, noise-free vs noisy run); and end to end, μ̂/μ of the optimized
   vs the crafted canaries among all 1,024 (bits ½), ε = 8, SGD and Adam, ``--outside-seeds`` runs;
 - push_cost: no training — seconds per canary and step of that optimization for canaries in one
-  batch of 16, 64 and 128 (``--push-batches``), 2 threads: what building 1,024 of them would cost.
+  batch of 16, 64 and 128 (``--push-batches``), 2 threads: what building 1,024 of them would cost;
+- span_size: the whole construction with the push (``Construction(span_steps=--outside-steps)``,
+  built and cached like the default) for m = ``--span-sizes`` canaries, ε ∈ {3, 8} ×
+  ``--size-seeds``: tightness and μ̂/μ with the canaries' mutual cross-talk, beside section size.
 
 Every section stores its rows in the JSON file; ``--sections`` reruns only some of them.
 """
@@ -72,7 +75,7 @@ from audits.privacy.one_run import one_run_guesses  # noqa: E402
 
 EPSILONS = (1.0, 3.0, 8.0)
 SECTIONS = ("main", "timing", "sgd", "noise", "fc", "controls", "null", "geometry", "size", "requirement", "rank",
-            "readout", "span", "outside", "push_cost")
+            "readout", "span", "outside", "push_cost", "span_size")
 WHITEBOX_FDP = {1.0: (0.60, 0.67), 3.0: (0.69, 0.76), 8.0: (0.65, 0.65)}  # BENCHMARKS.md: median over 5 seeds, m = 20,000 / the run shown
 
 
@@ -317,19 +320,24 @@ def section_size(ctx, args):
     out = []
     for m in args.sizes:
         pack = _pack_of_size(ctx, m)
-        entry: dict = {"m": m, "cached_construction": pack[0].meta.get("seconds"), "predicted": {}, "rows": []}
-        for eps in (3.0, 8.0):
-            claim, _ = wb.claim_for(dp_config(target_epsilon=eps), 1000)
-            entry["predicted"][str(eps)] = predicted_ratio(pack[0], claim.mu)
-            for seed in range(args.size_seeds):
-                row = one_run(ctx["base"], ctx["train"], ctx["probes"], dp_config(target_epsilon=eps), pack, seed,
-                              decoders=("mmse",), full_rows=False)
-                entry["rows"].append(row)
-                d = row["decoders"]["mmse"]
-                print(f"[size m={m}] ε={eps} seed={seed}: f-DP {d['fdp']:.2f} (μ̂/μ {d['mu_hat'] / row['mu']:.2f})",
-                      flush=True)
-        out.append(entry)
+        predicted = {str(eps): predicted_ratio(pack[0], wb.claim_for(dp_config(target_epsilon=eps), 1000)[0].mu)
+                     for eps in (3.0, 8.0)}
+        out.append({"m": m, "cached_construction": pack[0].meta.get("seconds"), "predicted": predicted,
+                    "rows": _trained_rows(ctx, args, pack, f"size m={m}", ("mmse",))})
     return out
+
+
+def _trained_rows(ctx, args, pack, tag: str, decoders) -> list[dict]:
+    """One training run per (ε ∈ {3, 8}, seed < ``--size-seeds``) with the canaries of ``pack``."""
+    rows = []
+    for eps in (3.0, 8.0):
+        for seed in range(args.size_seeds):
+            row = one_run(ctx["base"], ctx["train"], ctx["probes"], dp_config(target_epsilon=eps), pack, seed,
+                          decoders=decoders, full_rows=False)
+            rows.append(row)
+            d = row["decoders"]["mmse"]
+            print(f"[{tag}] ε={eps} seed={seed}: f-DP {d['fdp']:.2f} (μ̂/μ {d['mu_hat'] / row['mu']:.2f})", flush=True)
+    return rows
 
 
 def section_requirement(ctx, args):
@@ -562,6 +570,18 @@ def section_outside(ctx, args):
     return out
 
 
+def section_span_size(ctx, args):
+    torch.set_num_threads(2)  # the build is the slow part: both cores (recorded)
+    out = []
+    for m in args.span_sizes:
+        construction = ic.Construction(num_canaries=m, span_steps=args.outside_steps)
+        pack = ic.load_or_make_input_canaries(ctx["base"], dp_config(), ctx["probes"], 5, construction, progress=True)
+        out.append({"m": m, "span_steps": args.outside_steps, "threads": 2,
+                    "construction_seconds": pack[0].meta.get("seconds"), "keep_median": float(pack[0].keep.median()),
+                    "rows": _trained_rows(ctx, args, pack, f"span_size m={m}", ("mmse", "projected"))})
+    return out
+
+
 def section_push_cost(ctx, args, steps: int = 3):
     torch.set_num_threads(2)
     model, span = _model(ctx), _probe_span(ctx)
@@ -779,6 +799,24 @@ def _render_levers(res: dict) -> list[str]:
         lines.append("")
     if res.get("outside"):
         lines += _render_outside(res["outside"])
+    if res.get("span_size"):
+        lines += ["### The push construction end to end (its canaries only, with their cross-talk)", "",
+                  "| m | built in | ‖w_c‖ outside the span (median) | median μ̂/μ, MMSE (ε = 3 / 8) | median μ̂/μ, projected (ε = 3 / 8) | "
+                  "median tightness, MMSE (ε = 3 / 8) | default construction, same m: μ̂/μ (ε = 3 / 8), tightness (ε = 3 / 8) |",
+                  "|---|---|---|---|---|---|---|"]
+        default = {e["m"]: e for e in res.get("size", [])}
+        for e in res["span_size"]:
+            mu = _ratio_medians(e["rows"])
+            pr = _ratio_medians(e["rows"], lambda r: r["decoders"]["projected"]["mu_hat"] / r["mu"])
+            t = [_median_tightness(e["rows"], eps) for eps in (3.0, 8.0)]
+            d = default.get(e["m"])
+            ref = (f"{fmt(_ratio_medians(d['rows'])[3.0])} / {fmt(_ratio_medians(d['rows'])[8.0])}, "
+                   f"{fmt(_median_tightness(d['rows'], 3.0))} / {fmt(_median_tightness(d['rows'], 8.0))}") if d else "not measured"
+            built = f"{e['construction_seconds'] / 60:.0f} min ({e['threads']} threads, {e['span_steps']} push steps)" \
+                if e.get("construction_seconds") else "cached"
+            lines.append(f"| {e['m']:,} | {built} | {e['keep_median']:.2f} | {fmt(mu[3.0])} / {fmt(mu[8.0])} | "
+                         f"{fmt(pr[3.0])} / {fmt(pr[8.0])} | {fmt(t[0])} / {fmt(t[1])} | {ref} |")
+        lines.append("")
     if res.get("push_cost"):
         pc = res["push_cost"]
         lines += [f"### Cost of pushing canaries out of the probe span ({pc['span_dims']:,} dimensions, {pc['threads']} threads)",
@@ -859,6 +897,17 @@ def _median_tightness(rows, eps, decoder="mmse"):
     return _median([row["decoders"][decoder]["fdp"] / row["claimed"] for row in these]) if these else None
 
 
+def _small_m_caveat(res: dict, m: int) -> str:
+    """What a perfect decoder reaches at the smallest simulated m ≥ ``m`` (section requirement)."""
+    rows = sorted((r for r in res.get("requirement") or [] if r["m"] >= m), key=lambda r: r["m"])
+    if not rows:
+        return ""
+    at = rows[0]["m"]
+    best = {r["epsilon"]: r["tightness"]["1.0"] for r in rows if r["m"] == at}
+    return (f"Even a perfect decoder reaches only {fmt(best.get(3.0))} / {fmt(best.get(8.0))} at m = {at:,} (section "
+            "requirement). ")
+
+
 def _lever_findings(res: dict) -> list[str]:
     out = []
     req = res.get("requirement")
@@ -905,6 +954,16 @@ def _lever_findings(res: dict) -> list[str]:
                    "not only its top directions.")
     if res.get("outside"):
         out.append(_outside_finding(res["outside"], res.get("push_cost")))
+    for e in res.get("span_size") or []:
+        mu, t = _ratio_medians(e["rows"]), [_median_tightness(e["rows"], eps) for eps in (3.0, 8.0)]
+        d = {x["m"]: x for x in res.get("size", [])}.get(e["m"])
+        ref = (f" against {fmt(_ratio_medians(d['rows'])[3.0])} / {fmt(_ratio_medians(d['rows'])[8.0])} and "
+               f"{fmt(_median_tightness(d['rows'], 3.0))} / {fmt(_median_tightness(d['rows'], 8.0))} for the default "
+               "construction's first m (section size)") if d else ""
+        out.append(f"- **The push construction end to end (m = {e['m']:,}, its canaries only).** Median μ̂/μ "
+                   f"{fmt(mu[3.0])} / {fmt(mu[8.0])} and tightness {fmt(t[0])} / {fmt(t[1])} (MMSE, ε = 3 / 8){ref}. "
+                   + _small_m_caveat(res, e["m"]) + "This row measures the signal per canary with the canaries' "
+                   "mutual cross-talk, not the goal.")
     if res.get("readout"):
         names = list(res["readout"][0]["mu_ratio"])
         out.append("- **Read direction.** Reading each canary along its final residual or the path average instead of "
@@ -1010,6 +1069,8 @@ def main() -> None:
     ap.add_argument("--outside-canaries", type=int, default=16, help="section outside: canaries pushed out of the probe span")
     ap.add_argument("--outside-steps", type=int, default=400, help="section outside: Adam steps on their images")
     ap.add_argument("--outside-seeds", type=int, default=10, help="section outside: training runs per optimizer (ε = 8)")
+    ap.add_argument("--span-sizes", type=_ints_at_least(2), default="128",
+                    help="section span_size: numbers of canaries built with the push (comma-separated)")
     ap.add_argument("--push-batches", type=_ints_at_least(1), default="16,64,128",
                     help="section push_cost: canaries per batch (comma-separated)")
     ap.add_argument("--requirement-sims", type=int, default=21, help="section requirement: simulated games per cell")

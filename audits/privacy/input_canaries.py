@@ -66,15 +66,17 @@ span of the training images' Jacobian rows (a Gaussian-noise image: 99 %), only 
 the top 200 directions the decoder removes, and every data gradient of the run lies in that span.
 Inside it the data's gradients also push back: including a canary moves Δw along the part of u_c
 inside the span by 0.66–0.81 of what it adds, along the part outside by 0.79–1.02, and the data
-leak along that outside part is 0.01–0.02 of the noise (SGD; benchmark section "outside"). Hence the optional construction
-``Construction(span_steps=S)``: S Adam steps push each canary out of the probes' WHOLE span
-(``push_out_of_span``) and the scores remove that whole span (``probe_span``). On 16 canaries
-(400 steps: median share inside 0.82 → 0.28) it doubles the signal at ε = 8, μ̂/μ 0.71 (SGD) /
-0.58 (Adam) against 0.34 / 0.28 for the default canaries (MMSE; standard error ≈ 0.1), but costs
-0.06–0.13 s per canary and step on 2 cores (batches of 128 / 16; the projection onto the span
-dominates) — 6.5 h or more for 1,024 canaries, once — and the goal needs μ_eff/μ ≥ 0.9 for thousands of canaries. At the default construction's tightness the audit
-refutes clipping turned off (ε = 1, 3) but not a halved noise: it complements the white-box audit,
-it does not replace it.
+leak along that outside part is 0.01–0.02 of the noise (SGD; benchmark section "outside").
+
+Hence the optional construction ``Construction(span_steps=S)``: S Adam steps push each canary out
+of the probes' WHOLE span (``push_out_of_span``), and the scores remove that whole span
+(``probe_span``). On 16 canaries (400 steps: median share inside 0.82 → 0.28) it doubles the
+signal at ε = 8, μ̂/μ 0.71 (SGD) / 0.58 (Adam) against 0.34 / 0.28 for the default canaries
+(MMSE; standard error ≈ 0.1). It costs 0.06–0.13 s per canary and step on 2 cores (batches of
+128 / 16; the projection onto the span dominates), 6.5 h or more for 1,024 canaries, once; and
+the goal needs μ_eff/μ ≥ 0.9 for thousands of canaries. At the default construction's tightness
+the audit refutes clipping turned off (ε = 1, 3) but not a halved noise: it complements the
+white-box audit, it does not replace it.
 
 **What it audits**: the whole training pipeline as run — real records through the data path, the
 per-sample gradients, clipping, noise, steps, optimizer — from the released model alone.
@@ -113,8 +115,8 @@ from privtangent.train import prepare_model
 __all__ = ["DECODERS", "Construction", "InputCanaries", "InputCanaryRun", "TangentSubspace",
            "build_input_canaries", "canary_directions", "canary_gradients", "input_canary_run", "input_canary_scores",
            "last_block_activations", "load_or_make_input_canaries", "make_input_canaries", "mmse_scores",
-           "output_contrasts", "probe_span", "projected_scores", "public_subspace", "push_out_of_span", "residual_directions",
-           "run_input_canary_audit", "tangent_gradients", "tangent_outputs", "with_canaries"]
+           "output_contrasts", "probe_span", "projected_scores", "public_subspace", "push_out_of_span",
+           "residual_directions", "run_input_canary_audit", "tangent_gradients", "tangent_outputs", "with_canaries"]
 
 SECTION = "input_canary_audit"
 DECODERS = ("mmse", "projected", "raw")
