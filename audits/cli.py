@@ -362,8 +362,8 @@ def _add_input_canary_arguments(parser: argparse.ArgumentParser) -> None:
                    help="public tangent directions removed from every score (default 200)")
     g.add_argument("--ic-span-steps", dest="ic_span_steps", type=int, default=0, metavar="S",
                    help="push each canary out of the probes' whole tangent span for S Adam steps and remove that "
-                        "whole span from the scores (default 0: off). Raises the signal per canary (measured on 16 "
-                        "canaries, BENCHMARKS.md) but costs 0.06–0.13 s per canary and step on 2 cores: 6.5 h or more "
+                        "whole span from the scores (default 0: off). More signal per canary at ε = 3, little more "
+                        "at ε = 8 under Adam (BENCHMARKS.md); costs 0.06–0.13 s per canary and step on 2 cores: 6.5 h or more "
                         "for 1,024 canaries at S = 400, once (cached)")
     g.add_argument("--ic-decoder", dest="ic_decoder", choices=("mmse", "projected", "raw"), default="mmse",
                    help="score decoder (default mmse)")
