@@ -703,17 +703,20 @@ def build_input_canaries(base: VisionTransformer, dp_config: Any, probe_images: 
     model = _audited_model(base, dp_config, num_classes)
     with torch.no_grad():
         probe_features = model.prefix(probe_images)
-    subspace = public_subspace(model, probe_features, num_classes, rank=construction.rank, seed=construction.seed)
+    span = probe_span(model, probe_features, num_classes) if construction.span_steps else None
+    if span is None or construction.refine_steps:  # the top-rank subspace: the scores', or the refinement's
+        subspace = public_subspace(model, probe_features, num_classes, rank=construction.rank, seed=construction.seed)
+    else:
+        subspace = span  # unused by make_input_canaries without refinement steps
     images, labels = make_input_canaries(model, probe_images, subspace, construction.num_canaries, num_classes,
                                          seed=construction.seed, surrogate_steps=construction.surrogate_steps,
                                          refine_steps=construction.refine_steps, kappa=construction.kappa,
                                          progress=progress)
-    coef = subspace.coef.float()
-    if construction.span_steps:
-        subspace = probe_span(model, probe_features, num_classes)
-        coef = subspace.coef  # float64: Λ^{-1/2} spans many orders of magnitude
-        images, _ = push_out_of_span(model, images, labels, num_classes, subspace.basis,
+    if span is not None:  # push out of the whole span, and score against it
+        images, _ = push_out_of_span(model, images, labels, num_classes, span.basis,
                                      steps=construction.span_steps, progress=progress)
+        subspace = span
+    coef = span.coef if span is not None else subspace.coef.float()  # float64 for the span: Λ^{-1/2} spans decades
     canaries = canary_directions(model, images, labels, num_classes, subspace,
                                  meta={**construction.to_dict(), "probes": int(probe_images.shape[0]),
                                        "seconds": time.perf_counter() - start})
