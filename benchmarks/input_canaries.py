@@ -459,21 +459,21 @@ def section_span(ctx, args):
              "noise": _unit_directions(model, *_noise_canaries(canaries.num_canaries))}
     out: dict = {"parameters": int(units["crafted"].shape[1])}
     for name, images in (("training images", ctx["train"].images), ("probes", ctx["probes"])):
-        with torch.no_grad():
-            features = model.prefix(images)
-        rows = torch.cat([ic._probe_rows(model, features[i : i + 100], 5) for i in range(0, len(features), 100)]).double()
-        evals, evecs = torch.linalg.eigh(rows @ rows.T)
-        kept = evals > 1e-9 * evals.max()
-        whiten = evecs[:, kept] / evals[kept].sqrt()  # rowsᵀ·whiten is an orthonormal basis of the span
-        share = evals.flip(0).cumsum(0) / evals.sum()
-        entry: dict = {"dims": int(kept.sum()), "dims_99": int((share < 0.99).sum()) + 1,
+        if name == "probes":
+            span = _probe_span(ctx)
+        else:
+            with torch.no_grad():
+                features = model.prefix(images)
+            span = ic.probe_span(model, features, 5)
+        energy = span.singular_values.pow(2)
+        share = energy.cumsum(0) / energy.sum()
+        entry: dict = {"dims": span.rank, "dims_99": int((share < 0.99).sum()) + 1,
                        "dims_999": int((share < 0.999).sum()) + 1, "inside": {}}
         for kind, u in units.items():
-            inside = ((u.double() @ rows.T) @ whiten).pow(2).sum(1)
+            inside = (u @ span.basis.T).double().pow(2).sum(1)
             entry["inside"][kind] = {q: float(inside.quantile(v)) for q, v in (("q10", 0.1), ("median", 0.5), ("q90", 0.9))}
         print(f"[span] {name}: {entry}", flush=True)
         out[name] = entry
-        del rows, evecs, whiten
     return out
 
 
