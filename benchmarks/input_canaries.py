@@ -45,7 +45,18 @@ Fashion-MNIST 5–9 test split. Sections (``--sections``):
   batch of 16, 64 and 128 (``--push-batches``), 2 threads: what building 1,024 of them would cost;
 - span_size: the whole construction with the push (``Construction(span_steps=--outside-steps)``,
   built and cached like the default) for m = ``--span-sizes`` canaries, ε ∈ {3, 8} ×
-  ``--size-seeds``: tightness and μ̂/μ with the canaries' mutual cross-talk, beside section size.
+  ``--size-seeds``: tightness and μ̂/μ with the canaries' mutual cross-talk, beside section size;
+- adam_ceiling: how much of μ the final model can carry under Adam. Simulated: the optimizer itself
+  on 200,000 independent coordinates whose gradient per step is drift + push + N(0, 1)
+  (``audits.privacy.readout_ceiling.readout_efficiency``), by steps T and drift. Measured: the 128
+  canaries of section span_size (cached) split in halves, half A in vs half B in with the same DP
+  noise (the same record count; the noise's std from 5 seeds of A in), SGD
+  (lr 1) and Adam (lr 1e-2) at ε = 3 and 8: each canary's effect along its read direction over the
+  noise's std there, over μ; and Adam's final √v̂ per coordinate over the noise's σC/N; and what a
+  perfect decoder reaches at that ceiling (section requirement's ideal game) for m up to 16,384;
+- run_cost: seconds of one audited ε (the Adam training on the data plus m/2 canaries, then the
+  outputs on the m canaries and the probes; 1 torch thread, the audit's default) for m = 1,024 to
+  16,384 (Gaussian-noise images: the cost does not depend on what the canaries look like).
 
 Every section stores its rows in the JSON file; ``--sections`` reruns only some of them.
 """
@@ -75,7 +86,7 @@ from audits.privacy.one_run import one_run_guesses  # noqa: E402
 
 EPSILONS = (1.0, 3.0, 8.0)
 SECTIONS = ("main", "timing", "sgd", "noise", "fc", "controls", "null", "geometry", "size", "requirement", "rank",
-            "readout", "span", "outside", "push_cost", "span_size")
+            "readout", "span", "outside", "push_cost", "span_size", "adam_ceiling", "run_cost")
 WHITEBOX_FDP = {1.0: (0.60, 0.67), 3.0: (0.69, 0.76), 8.0: (0.65, 0.65)}  # BENCHMARKS.md: median over 5 seeds, m = 20,000 / the run shown
 
 
@@ -341,8 +352,6 @@ def _trained_rows(ctx, args, pack, tag: str, decoders) -> list[dict]:
 
 
 def section_requirement(ctx, args):
-    from audits.privacy.ideal import simulate_ideal_counts
-
     out = []
     for eps in (3.0, 8.0):
         claim, _ = wb.claim_for(dp_config(target_epsilon=eps), 1000)
@@ -350,9 +359,7 @@ def section_requirement(ctx, args):
             r = wb.choose_num_guesses(m, claim)
             row = {"epsilon": eps, "mu": claim.mu, "m": m, "r": r, "tightness": {}}
             for ratio in (1.0, 0.9, 0.8, 0.7, 0.6):
-                counts = simulate_ideal_counts(m, r, ratio * claim.mu, range(args.requirement_sims))
-                lb = gdp_one_run_epsilon_lower_bound(m, r, int(np.median(counts)), delta=claim.delta, confidence=0.95)
-                row["tightness"][str(ratio)] = float(lb) / claim.epsilon
+                row["tightness"][str(ratio)] = _ideal_tightness(claim, m, r, ratio, args.requirement_sims)
             print(f"[requirement] ε={eps} m={m} r={r}: {row['tightness']}", flush=True)
             out.append(row)
     return out
@@ -580,6 +587,129 @@ def section_span_size(ctx, args):
                     "construction_seconds": pack[0].meta.get("seconds"), "keep_median": float(pack[0].keep.median()),
                     "rows": _trained_rows(ctx, args, pack, f"span_size m={m}", ("mmse", "projected"))})
     return out
+
+
+def _adam_denominators(record: list):
+    """An optimizer step hook that keeps Adam's final √v̂ (bias-corrected) of every trainable coordinate."""
+    def hook(opt, _args, _kwargs):
+        if isinstance(opt, torch.optim.Adam):
+            group = opt.param_groups[0]
+            states = [opt.state[p] for p in group["params"]]
+            step = float(states[0]["step"])
+            v = torch.cat([st["exp_avg_sq"].flatten().double() for st in states])
+            record[:] = [(v / (1 - group["betas"][1] ** step)).sqrt()]
+    return hook
+
+
+def _paired_snr(ctx, pack, optimizer: str, lr: float, eps: float, seeds: int) -> dict:
+    """Canaries split in halves A and B; run A-in vs B-in with the same DP noise (the same record count,
+    so the same noise scale): each canary's effect along its ŵ_c (sign +1 in A, −1 in B) over the
+    noise's std along ŵ_c (pooled over canaries, from ``seeds`` A-in runs), over μ. Adam: final √v̂
+    per coordinate over the noise's σC/N."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from audits.privacy.claims import claim_for
+    from privtangent.dp.training import fit_dp
+
+    canaries, _ = pack
+    base, train, model = ctx["base"], ctx["train"], _model(ctx)
+    claim, cfg = claim_for(dp_config(target_epsilon=eps, optimizer=optimizer, lr=lr), len(train))
+    span = _probe_span(ctx)
+    u = _unit_directions(model, canaries.images, canaries.labels).double()
+    outside = u - (u @ span.basis.T.double()) @ span.basis.double()
+    w_hat = outside / outside.norm(dim=1, keepdim=True)
+    m = canaries.num_canaries
+    in_a = np.arange(m) % 2 == 0
+    record: list = []
+    handle = register_optimizer_step_post_hook(_adam_denominators(record))
+    try:
+        def along(included, seed):
+            data = ic.with_canaries(train, canaries, included)
+            return w_hat @ _flat_delta(fit_dp(base, data, cfg.replace(noise_seed=seed), progress=False).model)
+
+        a_runs = [along(in_a, seed) for seed in range(1, seeds + 1)]
+        effect = (a_runs[0] - along(~in_a, 1)) * torch.as_tensor(np.where(in_a, 1.0, -1.0), dtype=torch.float64)
+    finally:
+        handle.remove()
+    noise_std = float(torch.stack(a_runs).std(0).pow(2).mean().sqrt())
+    ratio = effect / noise_std / claim.mu
+    out = {"epsilon": eps, "optimizer": optimizer, "lr": lr, "mu": claim.mu, "seeds": seeds, "m": m,
+           "snr_over_mu": {"median": float(ratio.median()), "q10": float(ratio.quantile(0.1)),
+                           "q90": float(ratio.quantile(0.9))}}
+    if optimizer == "adam":
+        level = cfg.noise_multiplier * cfg.max_grad_norm / (len(train) + int((~in_a).sum()))  # the last run: B in
+        scaled = record[0] / level
+        out["sqrt_v_over_noise"] = {q: float(scaled.quantile(v)) for q, v in
+                                    (("q01", 0.01), ("q10", 0.1), ("median", 0.5), ("q90", 0.9), ("q99", 0.99))}
+    print(f"[adam_ceiling] {out}", flush=True)
+    return out
+
+
+def section_adam_ceiling(ctx, args):
+    from audits.privacy.readout_ceiling import readout_efficiency
+
+    torch.set_num_threads(2)
+    simulated = []
+    for steps in (1, 50, 100, 200):
+        row = {"steps": steps, "sgd": readout_efficiency("sgd", steps),
+               "sgd_momentum_0.9": readout_efficiency("sgd", steps, momentum=0.9),
+               "adam": {str(d): readout_efficiency("adam", steps, drift=d) for d in (0.0, 0.5, 1.0, 2.0)}}
+        print(f"[adam_ceiling] simulated {row}", flush=True)
+        simulated.append(row)
+    at_50 = next(r["adam"] for r in simulated if r["steps"] == 50)
+    ideal = _ideal_at_ratios(args, {"the Adam ceiling": at_50["0.0"], "0.8": 0.8, "0.7": 0.7})
+    pack = ic.load_or_make_input_canaries(ctx["base"], dp_config(), ctx["probes"], 5,
+                                          ic.Construction(num_canaries=128, span_steps=400), progress=True)
+    measured = [_paired_snr(ctx, pack, optimizer, lr, eps, seeds=5)
+                for eps in (3.0, 8.0) for optimizer, lr in (("sgd", 1.0), ("adam", 1e-2))]
+    return {"threads": 2, "coordinates": 200_000, "simulated": simulated, "ideal": ideal, "measured": measured}
+
+
+def section_run_cost(ctx, args):
+    from audits.privacy.claims import claim_for
+    from privtangent.data.dataset import LabeledData
+    from privtangent.dp.training import fit_dp
+
+    torch.set_num_threads(1)  # the audit's default
+    train, rows = ctx["train"], []
+    _, cfg = claim_for(dp_config(target_epsilon=8.0), len(train))
+    for m in (1024, 4096, 8192, 16384):
+        images, labels = _noise_canaries(m)
+        k = m // 2
+        data = LabeledData(torch.cat([train.images, images[:k]]), torch.cat([train.labels, labels[:k]]),
+                           torch.cat([train.ids, ic.CANARY_ID_OFFSET + torch.arange(k)]), train.classes, "timing")
+        start = time.perf_counter()
+        model = fit_dp(ctx["base"], data, cfg, progress=False).model.eval()
+        ic.tangent_outputs(model, images, "jvp")
+        ic.tangent_outputs(model, ctx["probes"], "jvp")
+        rows.append({"m": m, "records": len(data), "seconds": time.perf_counter() - start})
+        print(f"[run_cost] {rows[-1]}", flush=True)
+    return {"threads": 1, "rows": rows}
+
+
+def _ideal_tightness(claim, m: int, r: int, ratio: float, sims: int) -> float:
+    """Median f-DP tightness of the ideal game (scores N(a·S, 1), a = ratio × the claim's μ) over ``sims`` games."""
+    from audits.privacy.ideal import simulate_ideal_counts
+
+    counts = simulate_ideal_counts(m, r, ratio * claim.mu, range(sims))
+    lb = gdp_one_run_epsilon_lower_bound(m, r, int(np.median(counts)), delta=claim.delta, confidence=0.95)
+    return float(lb) / claim.epsilon
+
+
+def _ideal_at_ratios(args, ratios: dict[str, float]) -> list[dict]:
+    """Section requirement's ideal game (a perfect decoder, no other loss) at μ_eff/μ = each ratio."""
+    rows = []
+    for eps in (3.0, 8.0):
+        claim, _ = wb.claim_for(dp_config(target_epsilon=eps), 1000)
+        for m in (1024, 2048, 4096, 8192, 16384):
+            r = wb.choose_num_guesses(m, claim)
+            row = {"epsilon": eps, "m": m, "r": r, "tightness": {}}
+            for name, ratio in ratios.items():
+                row["tightness"][name] = {"ratio": ratio,
+                                          "tightness": _ideal_tightness(claim, m, r, ratio, args.requirement_sims)}
+            print(f"[adam_ceiling] ideal {row}", flush=True)
+            rows.append(row)
+    return rows
 
 
 def section_push_cost(ctx, args, steps: int = 3):
@@ -817,6 +947,15 @@ def _render_levers(res: dict) -> list[str]:
             lines.append(f"| {e['m']:,} | {built} | {e['keep_median']:.2f} | {fmt(mu[3.0])} / {fmt(mu[8.0])} | "
                          f"{fmt(pr[3.0])} / {fmt(pr[8.0])} | {fmt(t[0])} / {fmt(t[1])} | {ref} |")
         lines.append("")
+    if res.get("adam_ceiling"):
+        lines += _render_adam_ceiling(res["adam_ceiling"])
+    if res.get("run_cost"):
+        rc = res["run_cost"]
+        lines += [f"### Cost of one audited ε by the number of canaries ({rc['threads']} torch thread)", "",
+                  "| m | records trained (1,000 + m/2) | seconds per ε | three ε |", "|---|---|---|---|"]
+        lines += [f"| {r['m']:,} | {r['records']:,} | {r['seconds']:.0f} | {3 * r['seconds'] / 60:.1f} min |"
+                  for r in rc["rows"]]
+        lines.append("")
     if res.get("push_cost"):
         pc = res["push_cost"]
         lines += [f"### Cost of pushing canaries out of the probe span ({pc['span_dims']:,} dimensions, {pc['threads']} threads)",
@@ -825,6 +964,88 @@ def _render_levers(res: dict) -> list[str]:
                   for r in pc["rows"]]
         lines.append("")
     return lines
+
+
+def _render_adam_ceiling(a: dict) -> list[str]:
+    from scipy.stats import chi2
+
+    drifts = list(a["simulated"][0]["adam"])
+    lines = ["### Adam ceiling: how much of μ the final model can carry", "",
+             f"Simulated (`readout_efficiency`: the optimizer itself on {a['coordinates']:,} independent coordinates, "
+             "gradient per step drift + push + N(0, 1), drift in units of the noise's std): the SNR of the final "
+             "coordinate about the push over that of the sum of T noisy steps, i.e. the largest μ_eff/μ a reading of "
+             "the final Δw keeps for a canary on such coordinates.", "",
+             "| steps T | plain SGD | SGD, momentum 0.9 | " + " | ".join(f"Adam, drift {d}" for d in drifts) + " |",
+             "|---|---|---|" + "---|" * len(drifts)]
+    for r in a["simulated"]:
+        lines.append(f"| {r['steps']} | {r['sgd']:.3f} | {r['sgd_momentum_0.9']:.3f} | "
+                     + " | ".join(f"{r['adam'][d]:.3f}" for d in drifts) + " |")
+    if a.get("ideal"):
+        names = list(a["ideal"][0]["tightness"])
+        lines += ["", "What a perfect decoder reaches AT the ceiling (section requirement's ideal game, no other loss: "
+                  "no share inside the span, no cross-talk), median f-DP tightness:", "",
+                  "| claimed ε | m | guesses r | " + " | ".join(
+                      f"μ_eff/μ = {a['ideal'][0]['tightness'][n]['ratio']:.2f}"
+                      + ("" if n.replace(".", "").isdigit() else f" ({n})") for n in names) + " |",
+                  "|---|---|---|" + "---|" * len(names)]
+        for r in a["ideal"]:
+            lines.append(f"| {r['epsilon']:g} | {r['m']:,} | {r['r']} | "
+                         + " | ".join(f"{r['tightness'][n]['tightness']:.2f}" for n in names) + " |")
+    lines += ["", "Measured on the embedded default (the 128 canaries of the push construction split in halves, half A "
+              "in vs half B in with the same DP noise, so both runs have the same record count and noise scale; "
+              f"the noise's std along each read direction from {a['measured'][0]['seeds']} runs with A in, pooled over "
+              f"canaries; {a['threads']} threads). A noise-only coordinate would have √v̂/(σC/N) distributed as "
+              "√(χ²_T/T), T = 50: " + " / ".join(f"{math.sqrt(chi2.ppf(q, 50) / 50):.2f}" for q in (0.01, 0.1, 0.5, 0.9, 0.99))
+              + " at the same quantiles.", "",
+              "| claimed ε | optimizer | μ | SNR/μ per canary (q10 / median / q90) | Adam's final √v̂ over σC/N per coordinate (q01 / q10 / median / q90 / q99) |",
+              "|---|---|---|---|---|"]
+    for r in a["measured"]:
+        snr = " / ".join(f"{r['snr_over_mu'][q]:.2f}" for q in ("q10", "median", "q90"))
+        v = r.get("sqrt_v_over_noise")
+        vq = " / ".join(f"{v[q]:.2f}" for q in ("q01", "q10", "median", "q90", "q99")) if v else "–"
+        lines.append(f"| {r['epsilon']:g} | {r['optimizer']} | {r['mu']:.2f} | {snr} | {vq} |")
+    lines.append("")
+    return lines
+
+
+def _adam_ceiling_finding(a: dict, res: dict) -> str:
+    sim = {r["steps"]: r["adam"] for r in a["simulated"]}
+    meas = {(r["epsilon"], r["optimizer"]): r["snr_over_mu"]["median"] for r in a["measured"]}
+    v8 = next((r["sqrt_v_over_noise"] for r in a["measured"] if r["epsilon"] == 8.0 and "sqrt_v_over_noise" in r), None)
+    goal = ""
+    if a.get("ideal"):
+        rows8 = [r for r in a["ideal"] if r["epsilon"] == 8.0]
+        name = next(iter(rows8[0]["tightness"]))
+        goal = (f" A perfect decoder AT the ceiling (μ_eff/μ = {rows8[0]['tightness'][name]['ratio']:.2f}, no other "
+                "loss) reaches at ε = 8 a median tightness of " + ", ".join(
+                    f"{r['tightness'][name]['tightness']:.2f} (m = {r['m']:,})" for r in rows8)
+                + ".")
+        cost = {r["m"]: r["seconds"] for r in (res.get("run_cost") or {}).get("rows", [])}
+        fits = [m for m, sec in cost.items() if 3 * sec <= 120]
+        if fits:
+            m_max = max(fits)
+            row = next((r for r in rows8 if r["m"] == m_max), None)
+            over = min((m for m in cost if m > m_max), default=None)
+            if row is not None:
+                lower = {k: v for k, v in row["tightness"].items() if k != name}
+                goal += (f" Within the goal's 2 minutes for three ε the largest measured m is {m_max:,} "
+                         f"({3 * cost[m_max] / 60:.1f} min, section run_cost"
+                         + (f"; m = {over:,} takes {3 * cost[over] / 60:.1f} min" if over else "") + "): there the "
+                         "ceiling itself gives " + f"{row['tightness'][name]['tightness']:.2f} and "
+                         + ", ".join(f"μ_eff/μ = {v['ratio']:.1f} gives {v['tightness']:.2f}" for v in lower.values())
+                         + ", so ≥ 0.5 at ε = 8 needs nearly all of the ceiling; the best construction measured keeps "
+                         + (f"{meas[(8.0, 'adam')]:.2f} (above)." if (8.0, 'adam') in meas else "less."))
+    return ("- **Adam ceiling.** Adam normalizes each coordinate by √v̂, and in DP training v̂ is the noise's own "
+            + (f"(measured at ε = 8: the final √v̂ is {v8['q01']:.2f} / {v8['median']:.2f} / {v8['q99']:.2f} × σC/N at "
+               "the 1st / 50th / 99th percentile of coordinates, as for pure noise) " if v8 else "")
+            + "so its update is a nonlinear function of the noise (at step 1, sign(g)). On a noise-only coordinate the "
+            f"final model keeps at most {sim[50]['0.0']:.2f} of μ after T = 50 steps ({sim[100]['0.0']:.2f} at 100, "
+            f"{sim[200]['0.0']:.2f} at 200), less where the data's gradient adds a drift ({sim[50]['0.5']:.2f} at 0.5 "
+            f"noise std, {sim[50]['1.0']:.2f} at 1); plain SGD keeps all of it. Measured on 128 pushed canaries "
+            f"with the same noise: SNR/μ {meas.get((3.0, 'sgd'), float('nan')):.2f} (SGD) vs "
+            f"{meas.get((3.0, 'adam'), float('nan')):.2f} (Adam) at ε = 3, {meas.get((8.0, 'sgd'), float('nan')):.2f} vs "
+            f"{meas.get((8.0, 'adam'), float('nan')):.2f} at ε = 8. No reading of the production recipe's released "
+            f"model carries more than {sim[50]['0.0']:.2f} of the white-box μ." + goal)
 
 
 def _render_outside(o: dict) -> list[str]:
@@ -954,6 +1175,8 @@ def _lever_findings(res: dict) -> list[str]:
                    "not only its top directions.")
     if res.get("outside"):
         out.append(_outside_finding(res["outside"], res.get("push_cost")))
+    if res.get("adam_ceiling"):
+        out.append(_adam_ceiling_finding(res["adam_ceiling"], res))
     for e in res.get("span_size") or []:
         mu, t = _ratio_medians(e["rows"]), [_median_tightness(e["rows"], eps) for eps in (3.0, 8.0)]
         d = {x["m"]: x for x in res.get("size", [])}.get(e["m"])
@@ -1014,9 +1237,9 @@ def findings(res: dict) -> list[str]:
     if res.get("sgd") and main:
         out.append("- **Optimizer.** Plain SGD instead of Adam: median tightness "
                    + " / ".join(fmt(_median_tightness(res["sgd"], e)) for e in (3.0, 8.0)) + " vs Adam "
-                   + " / ".join(fmt(_median_tightness(main, e)) for e in (3.0, 8.0)) + " at ε = 3 / 8: Adam's per-"
-                   "coordinate scaling is not what limits the audit (the noise dominates its second-moment estimate, so "
-                   "it acts nearly linearly on the canaries' updates).")
+                   + " / ".join(fmt(_median_tightness(main, e)) for e in (3.0, 8.0)) + " at ε = 3 / 8 with the "
+                   "default canaries: at their tightness the optimizer is not what limits the audit (for what Adam "
+                   "costs a canary that is read well, see the Adam ceiling).")
     if res.get("noise"):
         nz = res["noise"]["rows"]
         out.append("- **Construction.** Gaussian-noise canaries (no optimization): ε_lb "

@@ -320,6 +320,10 @@ def test_tiny_audit_end_to_end_and_clipping_off_fails(tiny):
     assert [c.status.value for c in result.checks] == ["PASS"]
     row = result.body["rows"][-1]
     assert row["num_canaries"] == 64 and 0 <= row["epsilon_lb"] <= row["epsilon_claimed"] < row["audit_power"]
+    # Adam over 10 full-batch steps keeps 0.78 of μ at most (audits.privacy.readout_ceiling); SGD all of it
+    assert 0.7 < result.body["runs"][0]["readout_ceiling"] < 0.9
+    assert ic._readout_ceiling(cfg.replace(optimizer="sgd"), 10) == pytest.approx(1.0, abs=0.01)
+    assert ic._readout_ceiling(cfg.replace(sample_rate=0.5), 10) is None  # a canary is not in every step
     broken = ic.run_input_canary_audit(base, train, cfg, probe_images=probes, canaries=pack, seed=0, noise_seed=1,
                                        ideal_simulations=3, decoder="projected", bug="clip-off")
     assert [c.status.value for c in broken.checks] == ["FAIL"]

@@ -6,7 +6,8 @@ the stated confidence; it is compared with the ε the accountant claims.
 Pure math (no models): ``clopper_pearson`` (threshold attacks), ``one_run`` (Steinke et al.
 2023's binomial bound), ``fdp`` (the f-DP one-run bound), ``power`` (the most a sample size can
 certify), ``ideal`` (simulated ideal mechanisms), ``game`` (guesses and bounds of a canary game),
-``claims`` (the claim under test), ``validation``. Runs and audits: ``canaries`` and
+``claims`` (the claim under test), ``validation``, ``readout_ceiling`` (how much of μ the
+optimizer leaves in the final model). Runs and audits: ``canaries`` and
 ``canary_runs`` (white-box gradient canaries), ``whitebox`` and ``blackbox`` (the two audits).
 """
 
