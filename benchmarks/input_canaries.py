@@ -1325,11 +1325,6 @@ def main() -> None:
                  "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 torch thread",
                  "command": "python benchmarks/input_canaries.py " + " ".join(sys.argv[1:])})
     meta.setdefault("section_commands", {}).update({sec: meta["command"] for sec in wanted})
-    if set(wanted) & {"size", "requirement", "rank", "readout"}:
-        note = ("Sections size, rank and readout train on the main job's current training set (a seeded random 1,000 "
-                "of the training split); the sections above them were measured on the earlier main job's 1,000.")
-        if note not in meta.setdefault("notes", []):
-            meta["notes"].append(note)
     if not pack[0].meta.get("cached", False):
         meta["construction_seconds"] = time.perf_counter() - start
     for section in wanted:

@@ -55,9 +55,9 @@ bound) stay valid for any mechanism that meets the claim, however crude the scor
 relies on the approximations (i)–(iii): they only decide how *tight* the audit is.
 
 **How tight, measured** (benchmarks/results/input_canaries.md; embedded default, 1,024 canaries,
-Adam, 5 seeds): median f-DP tightness ε_lb/ε = 0.18 / 0.29 / 0.21 at ε = 1 / 3 / 8, where the
+Adam, 5 seeds): median f-DP tightness ε_lb/ε = 0.05 / 0.30 / 0.21 at ε = 1 / 3 / 8, where the
 black-box LiRA one-run audit gets 0.00 / 0.04 / 0.05 and the white-box audit 0.60 / 0.69 / 0.65.
-The scores carry about half of the white-box signal (μ̂/μ ≈ 0.45–0.6), and the one-run game needs
+The scores carry about half of the white-box signal (μ̂/μ ≈ 0.43–0.52), and the one-run game needs
 nearly all of it: even a perfect decoder reaches 0.5 at ε = 8 only with μ_eff/μ ≥ 0.9 (m from
 1,024 to 8,192). Fewer canaries (128) or more (2,048), a larger removed subspace (rank 100–800)
 and reading along the canaries' drifted residuals do not close the gap. The likeliest cause is
