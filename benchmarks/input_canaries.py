@@ -594,6 +594,19 @@ def section_span_size(ctx, args):
     return out
 
 
+def _pushed(ctx):
+    """The 128 canaries of section span_size (cached on disk) and each one's read direction ŵ_c (the
+    unit part of u_c outside the probe span), built once per invocation."""
+    if "pushed" not in ctx:
+        pack = ic.load_or_make_input_canaries(ctx["base"], dp_config(), ctx["probes"], 5,
+                                              ic.Construction(num_canaries=128, span_steps=400), progress=True)
+        span = _probe_span(ctx)
+        u = _unit_directions(_model(ctx), pack[0].images, pack[0].labels).double()
+        outside = u - (u @ span.basis.T.double()) @ span.basis.double()
+        ctx["pushed"] = (pack, outside / outside.norm(dim=1, keepdim=True))
+    return ctx["pushed"]
+
+
 def _adam_denominators(record: list):
     """An optimizer step hook that keeps Adam's final √v̂ (bias-corrected) of every trainable coordinate."""
     def hook(opt, _args, _kwargs):
@@ -606,7 +619,7 @@ def _adam_denominators(record: list):
     return hook
 
 
-def _paired_snr(ctx, pack, optimizer: str, lr: float, eps: float, seeds: int) -> dict:
+def _paired_snr(ctx, optimizer: str, lr: float, eps: float, seeds: int) -> dict:
     """Canaries split in halves A and B; run A-in vs B-in with the same DP noise (the same record count,
     so the same noise scale): each canary's effect along its ŵ_c (sign +1 in A, −1 in B) over the
     noise's std along ŵ_c (pooled over canaries, from ``seeds`` A-in runs), over μ. Adam: final √v̂
@@ -616,13 +629,9 @@ def _paired_snr(ctx, pack, optimizer: str, lr: float, eps: float, seeds: int) ->
     from audits.privacy.claims import claim_for
     from privtangent.dp.training import fit_dp
 
-    canaries, _ = pack
-    base, train, model = ctx["base"], ctx["train"], _model(ctx)
+    (canaries, _), w_hat = _pushed(ctx)
+    base, train = ctx["base"], ctx["train"]
     claim, cfg = claim_for(dp_config(target_epsilon=eps, optimizer=optimizer, lr=lr), len(train))
-    span = _probe_span(ctx)
-    u = _unit_directions(model, canaries.images, canaries.labels).double()
-    outside = u - (u @ span.basis.T.double()) @ span.basis.double()
-    w_hat = outside / outside.norm(dim=1, keepdim=True)
     m = canaries.num_canaries
     in_a = np.arange(m) % 2 == 0
     record: list = []
@@ -663,18 +672,14 @@ def section_adam_ceiling(ctx, args):
         simulated.append(row)
     at_50 = next(r["adam"] for r in simulated if r["steps"] == 50)
     ideal = _ideal_at_ratios(args, {"the Adam ceiling": at_50["0.0"], "0.8": 0.8, "0.7": 0.7})
-    pack = ic.load_or_make_input_canaries(ctx["base"], dp_config(), ctx["probes"], 5,
-                                          ic.Construction(num_canaries=128, span_steps=400), progress=True)
-    measured = [_paired_snr(ctx, pack, optimizer, lr, eps, seeds=5)
+    measured = [_paired_snr(ctx, optimizer, lr, eps, seeds=5)
                 for eps in (3.0, 8.0) for optimizer, lr in (("sgd", 1.0), ("adam", 1e-2))]
     return {"threads": 2, "coordinates": 200_000, "simulated": simulated, "ideal": ideal, "measured": measured}
 
 
 def section_adam_steps(ctx, args):
     torch.set_num_threads(2)
-    pack = ic.load_or_make_input_canaries(ctx["base"], dp_config(), ctx["probes"], 5,
-                                          ic.Construction(num_canaries=128, span_steps=400), progress=True)
-    canaries, coef = pack
+    (canaries, coef), _ = _pushed(ctx)
     start = torch.eye(5, dtype=torch.float64)[canaries.labels] - 0.2
     rows = []
     for eps in (3.0, 8.0):
@@ -688,15 +693,16 @@ def section_adam_steps(ctx, args):
             row = {"epsilon": eps, "optimizer": optimizer, "lr": lr, "logit_std": float(z.std()),
                    "residual_cos": {"q10": float(cos.quantile(0.1)), "median": float(cos.median())}}
             if optimizer == "adam" and lr != 1e-2:
-                row["snr_over_mu"] = _paired_snr(ctx, pack, optimizer, lr, eps, seeds=5)["snr_over_mu"]
+                row["snr_over_mu"] = _paired_snr(ctx, optimizer, lr, eps, seeds=5)["snr_over_mu"]
             print(f"[adam_steps] {row}", flush=True)
             rows.append(row)
     return {"threads": 2, "rows": rows}
 
 
 def section_run_cost(ctx, args):
+    from types import SimpleNamespace
+
     from audits.privacy.claims import claim_for
-    from privtangent.data.dataset import LabeledData
     from privtangent.dp.training import fit_dp
 
     torch.set_num_threads(1)  # the audit's default
@@ -704,9 +710,8 @@ def section_run_cost(ctx, args):
     _, cfg = claim_for(dp_config(target_epsilon=8.0), len(train))
     for m in (1024, 4096, 8192, 16384):
         images, labels = _noise_canaries(m)
-        k = m // 2
-        data = LabeledData(torch.cat([train.images, images[:k]]), torch.cat([train.labels, labels[:k]]),
-                           torch.cat([train.ids, ic.CANARY_ID_OFFSET + torch.arange(k)]), train.classes, "timing")
+        data = ic.with_canaries(train, SimpleNamespace(images=images, labels=labels),  # type: ignore[arg-type]
+                                np.arange(m) < m // 2)  # only images and labels are read
         start = time.perf_counter()
         model = fit_dp(ctx["base"], data, cfg, progress=False).model.eval()
         ic.tangent_outputs(model, images, "jvp")

@@ -12,8 +12,9 @@ from "out" with μ = √T·C/(σ·C) per unit of c = C (the claim's μ for full-
   running second moment. In DP training v̂ is the noise's own second moment (measured on the
   embedded default at ε = 3 and 8: the final √v̂ is 0.77 / 0.99 / 1.23 × σC/N at the 1st / 50th /
   99th percentile of coordinates, as √(χ²₅₀/50) for pure noise, BENCHMARKS.md), so the update is
-  a nonlinear function of the noise: at step 1 it is sign(g), and a small constant push moves a sign by √(2/π) ≈ 0.80 of what it moves a sum.
-  Later steps average more squares into v̂ and lose less.
+  a nonlinear function of the noise: at step 1 it is sign(g), and a small constant push moves a
+  sign by √(2/π) ≈ 0.80 of what it moves a sum. Later steps average more squares into v̂ and
+  lose less.
 
 ``readout_efficiency(optimizer, steps, drift=…)`` measures, by running the optimizer itself
 (``privtangent.dp.optimizer.make_torch_optimizer``) on many independent coordinates, the SNR of
@@ -22,8 +23,7 @@ drift + c + N(0, 1). Coordinates are independent under the Gaussian mechanism, s
 linear score of Δw keeps exactly this fraction of μ for a canary on coordinates of that drift
 (its square is the sum of the per-coordinate ones); the final coordinate is close to Gaussian
 (excess kurtosis ≈ −0.16 at T = 50, drift 0, checked in the tests), so even reading single
-coordinates nonlinearly could gain little.
-A data gradient (drift) in v̂ lowers it: Adam's update saturates near ±lr and a push cannot
+coordinates nonlinearly could gain little. A data gradient (drift) in v̂ lowers it: Adam's update saturates near ±lr and a push cannot
 move it. So the value at drift 0 bounds what an input-canary audit of an Adam-trained model
 can read: μ_eff/μ ≤ readout_efficiency("adam", T).
 
